@@ -1,0 +1,185 @@
+//! `session-filter`: the command-line face of the library (SPEC section 7).
+//!
+//! Exit codes: 0 on success, 2 on invalid input of any kind (filter, JSON,
+//! roles string, usage), 1 on an I/O failure.
+
+use std::io::{self, Read, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use session_filter::syntax::Span;
+use session_filter::{
+    escape, roles_to_string, string_to_roles, Filter, FilterError, FilterErrorKind, Limits,
+};
+
+/// Parse, check and evaluate session filters.
+#[derive(Parser, Debug)]
+#[command(name = "session-filter", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a filter and print its canonical form.
+    Check {
+        /// The filter, or `-` to read it from stdin. A filter that starts
+        /// with `-` follows `--`.
+        filter: String,
+    },
+    /// Print a string escaped for use inside a quoted value.
+    Escape {
+        /// The string to escape.
+        string: String,
+    },
+    /// Convert between roles strings and JSON arrays.
+    Roles {
+        #[command(subcommand)]
+        command: RolesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RolesCommand {
+    /// Parse a roles string and print its roles as a JSON array.
+    Parse {
+        /// The roles string, such as `"admin","client"`.
+        string: String,
+    },
+    /// Format a JSON array of roles as a canonical roles string.
+    Format {
+        /// The roles, as a JSON array of strings such as `["admin","client"]`.
+        json_array: String,
+    },
+}
+
+/// Why the command failed, and so its exit code.
+enum Failure {
+    /// Invalid input: exit 2, after printing the message.
+    Invalid(String),
+    /// An I/O failure: exit 1.
+    Io(io::Error),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Io(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Invalid(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        // A reader that went away (`| head`) is not worth a message.
+        Err(Failure::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(1),
+        Err(Failure::Io(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Check { filter } => {
+            let text = filter_text(filter)?;
+            let parsed = parse_filter(&text)?;
+            print_line(&parsed.to_string())
+        }
+        Command::Escape { string } => print_line(&escape(&string)),
+        Command::Roles {
+            command: RolesCommand::Parse { string },
+        } => {
+            let roles = string_to_roles(&string).map_err(|e| Failure::Invalid(e.to_string()))?;
+            let json =
+                serde_json::to_string(&roles).map_err(|e| Failure::Io(io::Error::other(e)))?;
+            print_line(&json)
+        }
+        Command::Roles {
+            command: RolesCommand::Format { json_array },
+        } => {
+            let roles: Vec<String> = serde_json::from_str(&json_array)
+                .map_err(|e| Failure::Invalid(format!("expected a JSON array of strings, {e}")))?;
+            print_line(&roles_to_string(&roles))
+        }
+    }
+}
+
+/// The filter argument, or the filter read from stdin when it is `-`.
+///
+/// Stdin is read only up to the length limit; past it the rest is counted
+/// and dropped, so a huge input costs no memory, and the error is the one
+/// the library gives for an over-long filter.
+fn filter_text(arg: String) -> Result<String, Failure> {
+    if arg != "-" {
+        return Ok(arg);
+    }
+    let max = Limits::default().max_len();
+    let mut stdin = io::stdin().lock();
+    let mut bytes = Vec::new();
+    (&mut stdin).take(max as u64 + 1).read_to_end(&mut bytes)?;
+    let too_long = bytes.len() > max;
+    let total = if too_long {
+        bytes.len() + io::copy(&mut stdin, &mut io::sink())? as usize
+    } else {
+        bytes.len()
+    };
+    bytes.truncate(max);
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        // A character cut in two by the length limit is not an encoding error.
+        Err(e) if too_long && e.utf8_error().error_len().is_none() => {
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            bytes.truncate(valid);
+            String::from_utf8(bytes).unwrap_or_default()
+        }
+        Err(e) => {
+            return Err(Failure::Invalid(format!(
+                "expected UTF-8 filter text on stdin, found an invalid byte at offset {}",
+                e.utf8_error().valid_up_to()
+            )))
+        }
+    };
+    if !too_long {
+        return Ok(text);
+    }
+    // Report hostile nesting in the part that fits as the library would,
+    // and otherwise the length.
+    let err = match Filter::parse(&text) {
+        Err(e) if matches!(e.kind(), FilterErrorKind::TooDeep { .. }) => e,
+        _ => {
+            let at = text.len() as u32;
+            FilterError::new(
+                FilterErrorKind::TooLong { len: total, max },
+                Span::new(at, at),
+                &text,
+            )
+        }
+    };
+    Err(filter_failure(&err))
+}
+
+/// Parses a filter, turning an error into the `LINE:COL: MESSAGE` report
+/// with the caret rendering.
+fn parse_filter(text: &str) -> Result<Filter, Failure> {
+    Filter::parse(text).map_err(|e| filter_failure(&e))
+}
+
+fn filter_failure(e: &FilterError) -> Failure {
+    Failure::Invalid(format!("{e}\n{}", e.render()))
+}
+
+fn print_line(line: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    out.write_all(line.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}

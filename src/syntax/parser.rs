@@ -1,0 +1,386 @@
+//! pest `Pairs` → [`Expr`]: the only module that names `Rule`.
+
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::{Pair, Pairs};
+use pest::Parser as _;
+
+use super::ast::{Expr, Key, Span, Value};
+use super::error::{Error, ErrorKind};
+use super::scan::check_depth;
+use super::Limits;
+use crate::util::escape::{read_escaped, QuoteError};
+use crate::util::properties::ROLES;
+use crate::util::roles::string_to_roles_strict;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/filter.pest"]
+struct FilterParser;
+
+/// Parses `input` into a normalised expression, within `limits`.
+pub(crate) fn parse(input: &str, limits: &Limits) -> Result<Expr, Error> {
+    if input.len() > limits.max_len() {
+        // Over-long and over-deep at once: either error may be reported. The
+        // depth error is the more telling one for hostile nesting, and the
+        // scan of the allowed prefix costs no more than a parse would.
+        let at = floor_char_boundary(input, limits.max_len());
+        check_depth(&input[..at], limits.max_depth())?;
+        return Err(Error::new(
+            ErrorKind::TooLong {
+                len: input.len(),
+                max: limits.max_len(),
+            },
+            Span::new(at as u32, input.len().min(u32::MAX as usize) as u32),
+            input,
+        ));
+    }
+    let first = input.trim_start_matches([' ', '\t', '\r', '\n']);
+    if first.is_empty() {
+        let at = input.len() as u32;
+        return Err(Error::new(ErrorKind::Empty, Span::new(at, at), input));
+    }
+    check_depth(input, limits.max_depth())?;
+    let mut pairs =
+        FilterParser::parse(Rule::filter, input).map_err(|e| convert_error(&e, input))?;
+    let builder = Builder { input, limits };
+    let filter = next(&mut pairs, Rule::filter, input)?;
+    let mut inner = filter.into_inner();
+    builder.expr(next(&mut inner, Rule::expr, input)?, 0)
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn span_of(pair: &Pair<'_, Rule>) -> Span {
+    let s = pair.as_span();
+    Span::new(s.start() as u32, s.end() as u32)
+}
+
+/// The next pair, which the grammar guarantees is a `rule`. A mismatch is a
+/// bug in this module, reported as an error rather than a panic.
+fn next<'i>(pairs: &mut Pairs<'i, Rule>, rule: Rule, input: &str) -> Result<Pair<'i, Rule>, Error> {
+    match pairs.next() {
+        Some(pair) if pair.as_rule() == rule => Ok(pair),
+        other => {
+            let at = other.map_or(input.len() as u32, |p| span_of(&p).start);
+            Err(Error::new(
+                ErrorKind::Syntax {
+                    expected: format!("{rule:?} (internal parser error)"),
+                    found: describe_found(input, at as usize),
+                },
+                Span::new(at, at),
+                input,
+            ))
+        }
+    }
+}
+
+struct Builder<'a> {
+    input: &'a str,
+    limits: &'a Limits,
+}
+
+impl Builder<'_> {
+    fn error(&self, kind: ErrorKind, span: Span) -> Error {
+        Error::new(kind, span, self.input)
+    }
+
+    /// `expr = unary ((and | or) unary)*`, grouped so that `and` binds
+    /// tighter than `or`. `depth` counts the `(` and `not` above; the
+    /// pre-scan already bounds it, and recursion here is only through
+    /// parentheses, so it is bounded by the depth limit.
+    fn expr(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Error> {
+        let mut alternatives = Vec::new();
+        let mut conjuncts = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::unary => conjuncts.push(self.unary(p, depth)?),
+                Rule::kw_or => alternatives.push(Expr::and(std::mem::take(&mut conjuncts))),
+                _ => {}
+            }
+        }
+        alternatives.push(Expr::and(conjuncts));
+        Ok(Expr::or(alternatives))
+    }
+
+    /// `unary = not* ( "(" expr ")" | clause )`.
+    fn unary(&self, pair: Pair<'_, Rule>, mut depth: usize) -> Result<Expr, Error> {
+        let end = span_of(&pair).end;
+        let mut nots = Vec::new();
+        let mut operand = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::kw_not => nots.push(span_of(&p)),
+                Rule::lparen => depth += 1,
+                Rule::rparen => {}
+                Rule::expr => {
+                    if depth + nots.len() > self.limits.max_depth() {
+                        return Err(self.error(
+                            ErrorKind::TooDeep {
+                                max: self.limits.max_depth(),
+                            },
+                            span_of(&p),
+                        ));
+                    }
+                    // Parentheses leave no node: the group's tree is the operand.
+                    operand = Some(self.expr(p, depth + nots.len())?);
+                }
+                _ => operand = Some(self.clause(p)?),
+            }
+        }
+        let Some(mut expr) = operand else {
+            let at = Span::new(end, end);
+            return Err(self.error(
+                ErrorKind::Syntax {
+                    expected: "a clause (internal parser error)".into(),
+                    found: describe_found(self.input, at.start as usize),
+                },
+                at,
+            ));
+        };
+        for not in nots.into_iter().rev() {
+            // A `not` covers its operand and the operand's parentheses.
+            let span = Span::new(not.start, end);
+            expr = Expr::Not {
+                expr: Box::new(expr),
+                span,
+            };
+        }
+        Ok(expr)
+    }
+
+    fn clause(&self, pair: Pair<'_, Rule>) -> Result<Expr, Error> {
+        let span = span_of(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        let input = self.input;
+        Ok(match rule {
+            Rule::compare => {
+                let key = self.key(next(&mut inner, Rule::key, input)?);
+                let op = inner.next().map(|p| p.as_rule());
+                let value = self.value(next(&mut inner, Rule::value, input)?)?;
+                if key.name == ROLES {
+                    self.check_roles(&value)?;
+                }
+                if op == Some(Rule::kw_ne) {
+                    Expr::Ne { key, value, span }
+                } else {
+                    Expr::Is { key, value, span }
+                }
+            }
+            Rule::in_clause => {
+                let key = self.key(next(&mut inner, Rule::key, input)?);
+                next(&mut inner, Rule::kw_in, input)?;
+                let values = self.list(next(&mut inner, Rule::list, input)?)?;
+                if key.name == ROLES {
+                    for value in &values {
+                        self.check_roles(value)?;
+                    }
+                }
+                Expr::In { key, values, span }
+            }
+            Rule::has_roles => {
+                next(&mut inner, Rule::kw_hasroles, input)?;
+                let roles = self.list(next(&mut inner, Rule::list, input)?)?;
+                Expr::HasRoles { roles, span }
+            }
+            Rule::has => {
+                next(&mut inner, Rule::kw_has, input)?;
+                let key = self.key(next(&mut inner, Rule::key, input)?);
+                Expr::Has { key, span }
+            }
+            Rule::all => Expr::All { span },
+            other => {
+                return Err(self.error(
+                    ErrorKind::Syntax {
+                        expected: format!("a clause, not {other:?} (internal parser error)"),
+                        found: describe_found(input, span.start as usize),
+                    },
+                    span,
+                ))
+            }
+        })
+    }
+
+    fn key(&self, pair: Pair<'_, Rule>) -> Key {
+        Key {
+            name: pair.as_str().to_owned(),
+            span: span_of(&pair),
+        }
+    }
+
+    fn value(&self, pair: Pair<'_, Rule>) -> Result<Value, Error> {
+        let span = span_of(&pair);
+        let quoted = pair.as_str();
+        let quote = quoted.chars().next().unwrap_or('"');
+        match read_escaped(&quoted[1..], Some(quote)) {
+            Ok((text, used)) if used == quoted.len() - 1 => Ok(Value { text, span }),
+            _ => Err(self.error(ErrorKind::UnterminatedValue { quote }, span)),
+        }
+    }
+
+    fn list(&self, pair: Pair<'_, Rule>) -> Result<Vec<Value>, Error> {
+        let mut values = Vec::new();
+        for p in pair.into_inner() {
+            if p.as_rule() != Rule::value {
+                continue;
+            }
+            if values.len() == self.limits.max_items() {
+                return Err(self.error(
+                    ErrorKind::TooManyItems {
+                        max: self.limits.max_items(),
+                    },
+                    span_of(&p),
+                ));
+            }
+            values.push(self.value(p)?);
+        }
+        Ok(values)
+    }
+
+    /// A `$Roles` value compared by `is`, `eq`, `ne` or `in` must be a
+    /// roles string, read strictly; the error points at the opening quote.
+    fn check_roles(&self, value: &Value) -> Result<(), Error> {
+        match string_to_roles_strict(&value.text) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.error(
+                ErrorKind::InvalidRoles {
+                    reason: e.to_string(),
+                },
+                Span::new(value.span.start, value.span.start + 1),
+            )),
+        }
+    }
+}
+
+/// Turns pest's error into ours: the same position, and a message in the
+/// words of the language.
+fn convert_error(e: &pest::error::Error<Rule>, input: &str) -> Error {
+    let pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let at = Span::new(pos as u32, pos as u32);
+    let kind = match &e.variant {
+        ErrorVariant::CustomError { message } if message.contains("stack") => {
+            ErrorKind::StackExhausted
+        }
+        ErrorVariant::CustomError { message } => ErrorKind::Syntax {
+            expected: "a filter pest can parse".into(),
+            found: message.clone(),
+        },
+        ErrorVariant::ParsingError { positives, .. } => {
+            if positives.contains(&Rule::value) {
+                if let Some(kind) = unterminated_value_at(input, pos) {
+                    return Error::new(kind, Span::new(pos as u32, input.len() as u32), input);
+                }
+            }
+            ErrorKind::Syntax {
+                expected: describe_expected(positives),
+                found: describe_found(input, pos),
+            }
+        }
+    };
+    Error::new(kind, at, input)
+}
+
+/// The error for a quoted value at `pos` that never closes, if there is one.
+fn unterminated_value_at(input: &str, pos: usize) -> Option<ErrorKind> {
+    let quote = input[pos..]
+        .chars()
+        .next()
+        .filter(|c| matches!(c, '"' | '\''))?;
+    match read_escaped(&input[pos + 1..], Some(quote)) {
+        Ok(_) => None,
+        Err(QuoteError::Unterminated) => Some(ErrorKind::UnterminatedValue { quote }),
+        Err(QuoteError::TrailingBackslash { .. }) => Some(ErrorKind::TrailingBackslash),
+    }
+}
+
+/// What the grammar expected, in words, in a fixed order.
+fn describe_expected(positives: &[Rule]) -> String {
+    let clause_start = [Rule::key, Rule::kw_has, Rule::kw_hasroles, Rule::kw_all];
+    let is_clause =
+        positives.contains(&Rule::key) && positives.iter().any(|r| clause_start[1..].contains(r));
+    let mut words: Vec<(u8, &str)> = Vec::new();
+    for rule in positives {
+        let word = match rule {
+            r if is_clause && clause_start.contains(r) => (0, "a clause"),
+            Rule::expr | Rule::unary => (0, "a clause"),
+            Rule::key => (1, "a property key"),
+            Rule::kw_is => (2, "`is`"),
+            Rule::kw_eq => (3, "`eq`"),
+            Rule::kw_ne => (4, "`ne`"),
+            Rule::kw_in => (5, "`in`"),
+            Rule::value => (6, "a quoted value"),
+            Rule::list => (7, "a list of quoted values"),
+            Rule::lparen => (8, "`(`"),
+            Rule::kw_not => (9, "`not`"),
+            Rule::kw_has => (10, "`has`"),
+            Rule::kw_hasroles => (11, "`hasRoles`"),
+            Rule::kw_all => (12, "`all`"),
+            Rule::lbracket => (13, "`[`"),
+            Rule::lbrace => (14, "`{`"),
+            Rule::comma => (15, "`,`"),
+            Rule::rbracket => (16, "`]`"),
+            Rule::rbrace => (17, "`}`"),
+            Rule::kw_and => (18, "`and`"),
+            Rule::kw_or => (19, "`or`"),
+            Rule::rparen => (20, "`)`"),
+            Rule::EOI => (21, "end of input"),
+            _ => (22, "a valid filter"),
+        };
+        words.push(word);
+    }
+    words.sort_unstable();
+    words.dedup();
+    match words.as_slice() {
+        [] => "a valid filter".into(),
+        [(_, one)] => (*one).into(),
+        [init @ .., (_, last)] => {
+            let init: Vec<&str> = init.iter().map(|(_, w)| *w).collect();
+            format!("{} or {last}", init.join(", "))
+        }
+    }
+}
+
+/// The most characters of the input quoted in a "found …" message.
+const FOUND_MAX_CHARS: usize = 32;
+
+/// What the input holds at `pos`, in words: `` `word` ``, a quoted value, a
+/// parenthesis, or end of input.
+pub(crate) fn describe_found(input: &str, pos: usize) -> String {
+    let rest = input.get(pos..).unwrap_or("");
+    let Some(c) = rest.chars().next() else {
+        return "end of input".into();
+    };
+    let token = match c {
+        ' ' | '\t' | '\r' | '\n' => return "whitespace".into(),
+        '(' | ')' => &rest[..1],
+        '"' | '\'' => match read_escaped(&rest[1..], Some(c)) {
+            Ok((_, used)) => &rest[..1 + used],
+            Err(_) => rest,
+        },
+        _ => rest
+            .find([' ', '\t', '\r', '\n', '"', '\'', '(', ')'])
+            .map_or(rest, |end| &rest[..end]),
+    };
+    let mut shown: String = token
+        .chars()
+        .take(FOUND_MAX_CHARS)
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    if token.chars().nth(FOUND_MAX_CHARS).is_some() {
+        shown.push('…');
+    }
+    format!("`{shown}`")
+}

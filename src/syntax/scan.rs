@@ -1,0 +1,221 @@
+//! The depth pre-scan: bounds nesting before pest runs.
+//!
+//! pest parses `(` by recursion, so a filter of 60 000 `(` would run it out
+//! of stack. This scan reads the filter once, without recursion, skipping
+//! quoted values, and measures the depth exactly as SPEC section 5 counts it:
+//! every `(` and every `not` on the path to a clause. It rejects a filter as
+//! soon as that depth passes the limit, so pest only ever sees bounded
+//! nesting.
+//!
+//! The scan is exact for every filter that parses: a word that reads as the
+//! keyword `not` counts only where the grammar takes it as `not` (not as the
+//! key of `not is 'x'`, `not in […]` or `has not`). On text that does not
+//! parse it may count differently, which only changes which error is
+//! reported.
+
+use super::ast::Span;
+use super::error::{Error, ErrorKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tok<'a> {
+    Open,
+    Close,
+    /// A quoted value (or an unterminated one running to the end).
+    Value,
+    /// A run of characters other than whitespace, quotes and parentheses.
+    Word(&'a [u8]),
+}
+
+#[derive(Clone)]
+struct Tokens<'a> {
+    s: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    /// The token and its byte range.
+    type Item = (Tok<'a>, usize, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let s = self.s;
+        while self.pos < s.len() && matches!(s[self.pos], b' ' | b'\t' | b'\r' | b'\n') {
+            self.pos += 1;
+        }
+        let start = self.pos;
+        let tok = match *s.get(start)? {
+            b'(' => {
+                self.pos += 1;
+                Tok::Open
+            }
+            b')' => {
+                self.pos += 1;
+                Tok::Close
+            }
+            q @ (b'"' | b'\'') => {
+                let mut i = start + 1;
+                while i < s.len() && s[i] != q {
+                    i += if s[i] == b'\\' { 2 } else { 1 };
+                }
+                self.pos = (i + 1).min(s.len());
+                Tok::Value
+            }
+            _ => {
+                let mut i = start;
+                while i < s.len() && !is_delimiter(s[i]) {
+                    i += 1;
+                }
+                self.pos = i;
+                Tok::Word(&s[start..i])
+            }
+        };
+        Some((tok, start, self.pos))
+    }
+}
+
+fn is_delimiter(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' | b'(' | b')')
+}
+
+/// True when `word` starts with the keyword `kw` (ASCII case-insensitive),
+/// ending where a keyword may end inside a word: at its end, `[` or `{`.
+fn starts_with_keyword(word: &[u8], kw: &[u8]) -> bool {
+    word.len() >= kw.len()
+        && word[..kw.len()].eq_ignore_ascii_case(kw)
+        && matches!(word.get(kw.len()), None | Some(b'[' | b'{'))
+}
+
+fn is_exactly(word: &[u8], kw: &[u8]) -> bool {
+    word.eq_ignore_ascii_case(kw)
+}
+
+/// True when the tokens after a key-like word make it the key of a clause:
+/// `is`/`eq`/`ne` and a value, or `in` and the start of a list.
+fn key_clause_follows(mut rest: Tokens<'_>) -> bool {
+    match rest.next() {
+        Some((Tok::Word(op), ..))
+            if is_exactly(op, b"is") || is_exactly(op, b"eq") || is_exactly(op, b"ne") =>
+        {
+            matches!(rest.next(), Some((Tok::Value, ..)))
+        }
+        Some((Tok::Word(op), ..)) if is_exactly(op, b"in") => matches!(
+            rest.next(),
+            Some((Tok::Value, ..)) | Some((Tok::Word([b'[' | b'{', ..]), ..))
+        ),
+        Some((Tok::Word(op), ..)) => starts_with_keyword(op, b"in") && op.len() > 2,
+        _ => false,
+    }
+}
+
+/// Fails with [`ErrorKind::TooDeep`] at the first `(` or `not` that nests
+/// deeper than `max`.
+pub(crate) fn check_depth(input: &str, max: usize) -> Result<(), Error> {
+    let mut tokens = Tokens {
+        s: input.as_bytes(),
+        pos: 0,
+    };
+    // The depth a clause read now would have.
+    let mut depth = 0usize;
+    // `not`s at this parenthesis level still waiting for their operand.
+    let mut pending = 0usize;
+    // For each open `(`, the `not`s that were pending before it.
+    let mut saved: Vec<usize> = Vec::new();
+    let mut after_has = false;
+    while let Some((tok, start, end)) = tokens.next() {
+        let deeper = match tok {
+            Tok::Open => {
+                saved.push(pending);
+                pending = 0;
+                true
+            }
+            Tok::Close => {
+                if let Some(before) = saved.pop() {
+                    depth = depth.saturating_sub(1 + before + pending);
+                    pending = 0;
+                }
+                false
+            }
+            Tok::Word(w)
+                if !after_has
+                    && starts_with_keyword(w, b"not")
+                    && !key_clause_follows(tokens.clone()) =>
+            {
+                pending += 1;
+                true
+            }
+            // Anything else starts or continues a clause, which takes the
+            // pending `not`s as its own.
+            _ => {
+                depth -= pending;
+                pending = 0;
+                false
+            }
+        };
+        if deeper {
+            depth += 1;
+            if depth > max {
+                return Err(Error::new(
+                    ErrorKind::TooDeep { max },
+                    Span::new(start as u32, end as u32),
+                    input,
+                ));
+            }
+        }
+        after_has = matches!(tok, Tok::Word(w) if is_exactly(w, b"has"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The deepest nesting the scan measures: the smallest limit that passes.
+    fn depth(input: &str) -> usize {
+        (0..64)
+            .find(|&max| check_depth(input, max).is_ok())
+            .expect("depth below 64")
+    }
+
+    #[test]
+    fn counts_parentheses_and_nots_on_the_path_to_a_clause() {
+        assert_eq!(depth("all"), 0);
+        assert_eq!(depth("(all)"), 1);
+        assert_eq!(depth("not all"), 1);
+        assert_eq!(depth("not not not has Tier"), 3);
+        assert_eq!(depth("not (a is 'x' and not (b is 'y'))"), 4);
+        assert_eq!(depth("not a is 'x' and not b is 'y'"), 1);
+        assert_eq!(depth("(not (all)) or ((all))"), 3);
+        assert_eq!(depth("not(not(all))"), 4);
+        assert_eq!(depth("NOT all"), 1);
+    }
+
+    #[test]
+    fn a_not_read_as_a_key_does_not_count() {
+        assert_eq!(depth("not is 'no'"), 0);
+        assert_eq!(depth("not eq\"no\""), 0);
+        assert_eq!(depth("not in ['a']"), 0);
+        assert_eq!(depth("not in['a']"), 0);
+        assert_eq!(depth("not[x] is 'y'"), 0);
+        assert_eq!(depth("has not"), 0);
+        assert_eq!(depth("not not is 'y'"), 1);
+        assert_eq!(depth("not is is 'y'"), 1);
+        assert_eq!(depth("not and is 'y'"), 1);
+        assert_eq!(depth("notice is 'x'"), 0);
+    }
+
+    #[test]
+    fn quoted_values_are_skipped() {
+        assert_eq!(depth(r#"a is "((((not not" and b is '\'(('"#), 0);
+        assert_eq!(depth(r#"(a is "unterminated ((((("#), 1);
+    }
+
+    #[test]
+    fn reports_the_first_token_past_the_limit() {
+        let input = format!("{}all{}", "(".repeat(5), ")".repeat(5));
+        let err = check_depth(&input, 3).unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::TooDeep { max: 3 });
+        assert_eq!(err.offset(), 3);
+        let err = check_depth("not not  not all", 2).unwrap_err();
+        assert_eq!(err.span(), Span::new(9, 12));
+    }
+}
