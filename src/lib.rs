@@ -1,30 +1,72 @@
 //! Parse, compile and evaluate session filters.
 //!
+//! A server holding many client sessions selects them in bulk with filters
+//! such as `$Country in ['UK','DE'] and hasRoles ['trader']`. This crate
+//! parses the filter language (`../shared/SPEC.md`), compiles a filter once
+//! into a small [`Program`], and evaluates it against interned
+//! [`Session`]s, one at a time or millions at once.
+//!
 //! # Example
 //!
 //! ```
-//! use session_filter::{Filter, string_to_roles, roles_to_string};
+//! use session_filter::{Filter, Program, Session, string_to_roles, roles_to_string};
 //!
+//! // Parse and print the canonical form.
 //! let filter = Filter::parse("$Country in ['UK','DE'] and hasRoles ['trader']")?;
 //! assert_eq!(filter.to_string(), r#"$Country in ["UK", "DE"] and hasRoles ["trader"]"#);
 //!
-//! let err = Filter::parse("Department is 'Accounts").unwrap_err();
-//! assert_eq!(err.to_string(), "1:15: expected a closing ' for the value that starts here, found end of input");
+//! // Compile once, evaluate many times.
+//! let program = filter.compile()?;
+//! let sessions = vec![
+//!     Session::new([("$SessionId", "s1"), ("$Country", "UK"), ("$Roles", r#""trader""#)])?,
+//!     Session::new([("$SessionId", "s2"), ("$Country", "DE")])?,
+//! ];
+//! assert!(program.matches(&sessions[0]));
+//! assert_eq!(program.count(&sessions), 1);
+//! assert_eq!(program.select(&sessions), [0]);
 //!
-//! assert_eq!(string_to_roles(r#""a","b""#).unwrap(), ["a", "b"]);
+//! // Errors name the position and the problem.
+//! let err = Program::compile("Department is 'Accounts").unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "invalid filter: 1:15: expected a closing ' for the value that starts here, found end of input"
+//! );
+//!
+//! // Utilities.
+//! assert_eq!(string_to_roles(r#""a","b""#)?, ["a", "b"]);
 //! assert_eq!(roles_to_string(["a", "b"]), r#""a","b""#);
-//! # Ok::<(), session_filter::FilterError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Input safety
+//!
+//! Filters may come from clients that are not trusted. Parsing is bounded by
+//! [`Limits`] (length, nesting depth, list size), never panics and never
+//! recurses deeper than the depth limit allows; every later pass walks the
+//! tree with a heap stack. Compiled programs hold their strings in a
+//! reference-counted interner (see [`intern`]), so compiling and dropping any
+//! number of filters leaves no memory behind.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod compile;
+pub mod demo;
+mod error;
+pub mod intern;
+pub mod reference;
+mod session;
 pub mod syntax;
 mod util;
+mod vm;
 
+pub use error::Error;
+pub use intern::{interned_count, CapacityError, Interned, Sym};
+pub use session::{PropertyKey, Session};
 pub use syntax::{Error as FilterError, ErrorKind as FilterErrorKind, Filter, Limits};
 pub use util::escape::{escape, escape_into, unescape, UnescapeError};
 pub use util::properties::*;
 pub use util::roles::{roles_to_string, string_to_roles, RolesError, RolesErrorKind};
+pub use vm::Program;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

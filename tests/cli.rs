@@ -159,3 +159,108 @@ fn roles_format_rejects_what_is_not_an_array_of_strings() {
         assert!(text(&out.stderr).starts_with("error: "));
     }
 }
+
+#[test]
+fn select_gives_every_conformance_match_list() {
+    for dir in common::case_dirs() {
+        let sessions = dir.join("sessions.jsonl");
+        let sessions = sessions.to_str().unwrap();
+        for case in common::filter_cases(&dir) {
+            let out = run(&["select", "--quiet", "--", &case.filter, sessions], None);
+            match &case.valid {
+                Some((_, ids)) => {
+                    assert_eq!(out.status.code(), Some(0), "{:?}: {out:?}", case.filter);
+                    let expected: String = ids.iter().map(|id| format!("{id}\n")).collect();
+                    assert_eq!(text(&out.stdout), expected, "{:?}", case.filter);
+                    let out = run(&["select", "--count", "--", &case.filter, sessions], None);
+                    assert_eq!(text(&out.stdout), format!("{}\n", ids.len()));
+                    // The summary goes to stderr, never stdout.
+                    assert!(text(&out.stderr).contains(&format!("matched {} of 12", ids.len())));
+                }
+                None => assert_filter_error(&out, &case.filter),
+            }
+        }
+    }
+}
+
+#[test]
+fn select_reads_stdin_with_roles_arrays_blank_lines_and_missing_ids() {
+    let input = b"{\"$SessionId\":\"a\",\"$Roles\":[\"x\",\"y\"]}\n\n  \n{\"k\":\"v\",\"$Roles\":\"'x'\"}\r\n{\"$SessionId\":\"c\"}";
+    let out = run(&["select", "-q", "hasRoles ['x']", "-"], Some(input));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(text(&out.stdout), "a\n4\n");
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn select_reports_malformed_lines_after_printing_what_came_before() {
+    for (bad, what) in [
+        ("{\"$Country\": 1}", "a number"),
+        ("{\"k\": [\"x\"]}", "an array for a user key"),
+        ("{\"bad key\": \"x\"}", "an invalid user key"),
+        ("{\"a\": \"1\", \"a\": \"2\"}", "a duplicate key"),
+        ("{\"$Roles\": \"'unterminated\"}", "a bad roles string"),
+        ("[\"not\", \"an object\"]", "an array"),
+        ("{\"a\": ", "truncated JSON"),
+        ("{\"$Roles\": [1]}", "a roles array of numbers"),
+    ] {
+        let input =
+            format!("{{\"$SessionId\":\"first\"}}\n\n{bad}\n{{\"$SessionId\":\"after\"}}\n");
+        let out = run(&["select", "-q", "all", "-"], Some(input.as_bytes()));
+        assert_eq!(out.status.code(), Some(2), "{what}: {out:?}");
+        assert_eq!(text(&out.stdout), "first\n", "{what}");
+        assert!(
+            text(&out.stderr).starts_with("error: line 3: "),
+            "{what}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(&["select", "-q", "all", "-"], Some(b"{\"k\":\"\xff\"}\n"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with("error: line 1: "));
+}
+
+#[test]
+fn select_runs_on_the_demo_population_and_fails_cleanly_on_missing_files() {
+    let out = run(&["select", "--count", "-q", "all"], None);
+    assert_eq!(text(&out.stdout), "5000\n");
+    let a = run(
+        &[
+            "select",
+            "-q",
+            "hasRoles ['operator'] and $Country in ['UK','DE']",
+        ],
+        None,
+    );
+    let b = run(
+        &[
+            "select",
+            "-q",
+            "hasRoles ['operator'] and $Country in ['UK','DE']",
+        ],
+        None,
+    );
+    assert_eq!(a.stdout, b.stdout, "the demo population is deterministic");
+    let n = text(&a.stdout).lines().count();
+    assert!(n > 10 && n < 1000, "{n}");
+    let out = run(&["select", "all", "/no/such/file.jsonl"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/no/such/file.jsonl"));
+    let out = run(&["select", "all extra"], None);
+    assert_filter_error(&out, "bad filter");
+}
+
+#[test]
+fn explain_prints_one_instruction_a_line() {
+    let out = run(&["explain", "not (Department is 'Accounts' or Department is 'Payroll') and $Country in ['UK','DE','FR'] and hasRoles ['trader']"], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        "filter: not (Department is \"Accounts\" or Department is \"Payroll\") and $Country in [\"UK\", \"DE\", \"FR\"] and hasRoles [\"trader\"]\n\
+         entry 0\n\
+         0: Department in [\"Accounts\", \"Payroll\"] ? FAIL : 1\n\
+         1: $Country in [\"DE\", \"FR\", \"UK\"] ? 2 : FAIL\n\
+         2: hasRoles [\"trader\"] ? MATCH : FAIL\n"
+    );
+    assert_filter_error(&run(&["explain", "x is"], None), "bad filter");
+}

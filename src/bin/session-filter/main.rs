@@ -3,13 +3,15 @@
 //! Exit codes: 0 on success, 2 on invalid input of any kind (filter, JSON,
 //! roles string, usage), 1 on an I/O failure.
 
+mod select;
+
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use session_filter::syntax::Span;
 use session_filter::{
-    escape, roles_to_string, string_to_roles, Filter, FilterError, FilterErrorKind, Limits,
+    escape, roles_to_string, string_to_roles, Filter, FilterError, FilterErrorKind, Limits, Program,
 };
 
 /// Parse, check and evaluate session filters.
@@ -24,6 +26,32 @@ struct Cli {
 enum Command {
     /// Check a filter and print its canonical form.
     Check {
+        /// The filter, or `-` to read it from stdin. A filter that starts
+        /// with `-` follows `--`.
+        filter: String,
+    },
+    /// Print the ids of the sessions that match a filter.
+    ///
+    /// Sessions are read as JSON lines (one object a line, string values,
+    /// `$Roles` as a roles string or an array of strings) from FILE, or from
+    /// stdin when FILE is `-`; without FILE, from a built-in demo population
+    /// of 5000 sessions. Ids are printed in input order (the line number for
+    /// a session without `$SessionId`); a summary goes to stderr.
+    Select {
+        /// The filter, or `-` to read it from stdin. A filter that starts
+        /// with `-` follows `--`.
+        filter: String,
+        /// JSON-lines sessions, or `-` for stdin.
+        file: Option<String>,
+        /// Print only the number of matching sessions.
+        #[arg(long)]
+        count: bool,
+        /// No summary line on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Print the compiled program of a filter, one instruction a line.
+    Explain {
         /// The filter, or `-` to read it from stdin. A filter that starts
         /// with `-` follows `--`.
         filter: String,
@@ -55,7 +83,7 @@ enum RolesCommand {
 }
 
 /// Why the command failed, and so its exit code.
-enum Failure {
+pub(crate) enum Failure {
     /// Invalid input: exit 2, after printing the message.
     Invalid(String),
     /// An I/O failure: exit 1.
@@ -91,6 +119,30 @@ fn run(command: Command) -> Result<(), Failure> {
             let text = filter_text(filter)?;
             let parsed = parse_filter(&text)?;
             print_line(&parsed.to_string())
+        }
+        Command::Select {
+            filter,
+            file,
+            count,
+            quiet,
+        } => {
+            if filter == "-" && file.as_deref() == Some("-") {
+                return Err(Failure::Invalid(
+                    "the filter and the sessions cannot both come from stdin".into(),
+                ));
+            }
+            let program = compile(&filter_text(filter)?)?;
+            let options = select::Options {
+                count_only: count,
+                quiet,
+            };
+            select::run(&program, file.as_deref(), &options)
+        }
+        Command::Explain { filter } => {
+            let program = compile(&filter_text(filter)?)?;
+            print_line(&format!("filter: {program}"))?;
+            let explained = program.explain();
+            print_line(explained.trim_end())
         }
         Command::Escape { string } => print_line(&escape(&string)),
         Command::Roles {
@@ -170,6 +222,14 @@ fn filter_text(arg: String) -> Result<String, Failure> {
 /// with the caret rendering.
 fn parse_filter(text: &str) -> Result<Filter, Failure> {
     Filter::parse(text).map_err(|e| filter_failure(&e))
+}
+
+/// Parses and compiles a filter.
+fn compile(text: &str) -> Result<Program, Failure> {
+    let filter = parse_filter(text)?;
+    filter
+        .compile()
+        .map_err(|e| Failure::Invalid(format!("cannot compile the filter: {e}")))
 }
 
 fn filter_failure(e: &FilterError) -> Failure {

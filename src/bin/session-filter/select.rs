@@ -1,0 +1,331 @@
+//! `select FILTER [FILE|-]`: stream JSON-lines sessions through a compiled
+//! program and print the ids of the matches in input order.
+//!
+//! Lines are read in batches; each batch is parsed and matched in parallel
+//! and printed in order, so memory stays bounded by the batch, whatever the
+//! input size. A malformed line stops the run after everything before it has
+//! been printed.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use session_filter::{Program, Session, ROLES, SESSION_ID};
+
+use crate::Failure;
+
+/// The longest input line accepted.
+const MAX_LINE: usize = 16 << 20;
+/// Lines per batch.
+const BATCH_LINES: usize = 4096;
+/// Bytes per batch, roughly (a batch ends at the first line past this).
+const BATCH_BYTES: usize = 8 << 20;
+/// The demo population's size.
+pub const DEMO_SESSIONS: usize = 5000;
+/// Progress shows only for runs longer than this.
+const PROGRESS_AFTER: Duration = Duration::from_millis(800);
+
+pub struct Options {
+    pub count_only: bool,
+    pub quiet: bool,
+}
+
+/// What happened, for the summary line.
+struct Summary {
+    matched: usize,
+    scanned: usize,
+}
+
+pub fn run(program: &Program, input: Option<&str>, options: &Options) -> Result<(), Failure> {
+    let started = Instant::now();
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = match input {
+        None => run_demo(program, options, &mut out),
+        Some(path) => {
+            let (reader, len): (Box<dyn Read>, Option<u64>) = if path == "-" {
+                (Box::new(io::stdin().lock()), None)
+            } else {
+                let file = File::open(path).map_err(|e| {
+                    Failure::Io(io::Error::new(e.kind(), format!("cannot open {path}: {e}")))
+                })?;
+                let len = file.metadata().ok().map(|m| m.len());
+                (Box::new(file), len)
+            };
+            run_lines(
+                program,
+                BufReader::with_capacity(1 << 16, reader),
+                len,
+                options,
+                &mut out,
+            )
+        }
+    };
+    let flushed = out.flush();
+    let summary = result?;
+    flushed?;
+    if options.count_only {
+        let mut out = io::stdout().lock();
+        writeln!(out, "{}", summary.matched)?;
+        out.flush()?;
+    }
+    if !options.quiet {
+        eprintln!(
+            "matched {} of {} sessions in {:.1?}",
+            summary.matched,
+            summary.scanned,
+            started.elapsed()
+        );
+    }
+    Ok(())
+}
+
+fn run_demo(
+    program: &Program,
+    options: &Options,
+    out: &mut impl Write,
+) -> Result<Summary, Failure> {
+    let sessions = session_filter::demo::sessions(DEMO_SESSIONS)
+        .map_err(|e| Failure::Invalid(format!("demo population: {e}")))?;
+    let matches = program.par_select(&sessions);
+    if !options.count_only {
+        for &i in &matches {
+            let id = sessions[i].id().map(|s| s.to_string()).unwrap_or_default();
+            writeln!(out, "{id}")?;
+        }
+    }
+    Ok(Summary {
+        matched: matches.len(),
+        scanned: sessions.len(),
+    })
+}
+
+/// One input line's outcome.
+enum Line {
+    Blank,
+    Session { matched: bool, id: Option<String> },
+}
+
+fn run_lines(
+    program: &Program,
+    mut reader: impl BufRead,
+    len: Option<u64>,
+    options: &Options,
+    out: &mut impl Write,
+) -> Result<Summary, Failure> {
+    let mut progress = Progress::new(len);
+    let mut summary = Summary {
+        matched: 0,
+        scanned: 0,
+    };
+    let mut line_no = 0usize;
+    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH_LINES);
+    loop {
+        // Read a batch; a read error or an over-long line ends it early, to
+        // be reported after the lines before it are printed.
+        batch.clear();
+        let mut bytes = 0;
+        let mut stop: Option<Failure> = None;
+        while batch.len() < BATCH_LINES && bytes < BATCH_BYTES {
+            let mut line = Vec::new();
+            match (&mut reader)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)
+            {
+                Ok(0) => break,
+                Ok(n) if n > MAX_LINE => {
+                    stop = Some(Failure::Invalid(format!(
+                        "line {}: longer than {} MiB",
+                        line_no + batch.len() + 1,
+                        MAX_LINE >> 20
+                    )));
+                    break;
+                }
+                Ok(n) => {
+                    bytes += n;
+                    batch.push(line);
+                }
+                Err(e) => {
+                    stop = Some(Failure::Io(e));
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() && stop.is_none() {
+            break;
+        }
+        let results: Vec<Result<Line, String>> =
+            batch.par_iter().map(|l| evaluate(program, l)).collect();
+        for result in results {
+            line_no += 1;
+            match result {
+                Ok(Line::Blank) => {}
+                Ok(Line::Session { matched, id }) => {
+                    summary.scanned += 1;
+                    if matched {
+                        summary.matched += 1;
+                        if !options.count_only {
+                            match id {
+                                Some(id) => writeln!(out, "{id}")?,
+                                None => writeln!(out, "{line_no}")?,
+                            }
+                        }
+                    }
+                }
+                Err(message) => {
+                    progress.finish();
+                    return Err(Failure::Invalid(format!("line {line_no}: {message}")));
+                }
+            }
+        }
+        progress.advance(bytes as u64, summary.scanned);
+        if let Some(failure) = stop {
+            progress.finish();
+            return Err(failure);
+        }
+    }
+    progress.finish();
+    Ok(summary)
+}
+
+/// Parses one JSON line into a session and matches it.
+fn evaluate(program: &Program, line: &[u8]) -> Result<Line, String> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        format!(
+            "expected UTF-8 text, found an invalid byte at offset {}",
+            e.valid_up_to()
+        )
+    })?;
+    if text.trim().is_empty() {
+        return Ok(Line::Blank);
+    }
+    let props: Props =
+        serde_json::from_str(text).map_err(|e| format!("invalid session JSON: {e}"))?;
+    let mut session = Session::empty();
+    let mut id = None;
+    for (key, value) in props.0 {
+        if session.contains_key(&key) {
+            return Err(format!("property key {key:?} is given more than once"));
+        }
+        let result = match value {
+            Value::Text(v) => {
+                if key == SESSION_ID {
+                    id = Some(v.clone());
+                }
+                session.set(&key, &v)
+            }
+            Value::Roles(roles) if key == ROLES => session.set_roles(&roles),
+            Value::Roles(_) => {
+                return Err(format!(
+                    "the value of {key:?} must be a string (only $Roles may be an array)"
+                ))
+            }
+        };
+        result.map_err(|e| e.to_string())?;
+    }
+    Ok(Line::Session {
+        matched: program.matches(&session),
+        id,
+    })
+}
+
+/// A session object's entries, in order, duplicates kept for the caller to
+/// reject.
+struct Props(Vec<(String, Value)>);
+
+enum Value {
+    Text(String),
+    Roles(Vec<String>),
+}
+
+impl<'de> de::Deserialize<'de> for Props {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Props, D::Error> {
+        struct PropsVisitor;
+        impl<'de> Visitor<'de> for PropsVisitor {
+            type Value = Props;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object of string values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Props, A::Error> {
+                let mut props = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    props.push((k, v));
+                }
+                Ok(Props(props))
+            }
+        }
+        d.deserialize_map(PropsVisitor)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string (or, for $Roles, an array of strings)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+                Ok(Value::Text(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+                Ok(Value::Text(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+                let mut roles = Vec::new();
+                while let Some(r) = seq.next_element::<String>()? {
+                    roles.push(r);
+                }
+                Ok(Value::Roles(roles))
+            }
+        }
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+/// A progress bar on stderr that appears only once a run takes a while.
+struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(len: Option<u64>) -> Progress {
+        let bar = match len {
+            Some(len) => ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden()),
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()),
+        };
+        let style = match len {
+            Some(_) => ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}"),
+            None => ProgressStyle::with_template("{spinner} {bytes} {msg}"),
+        };
+        if let Ok(style) = style {
+            bar.set_style(style);
+        }
+        Progress {
+            bar,
+            started: Instant::now(),
+            shown: false,
+        }
+    }
+
+    fn advance(&mut self, bytes: u64, scanned: usize) {
+        if !self.shown && self.started.elapsed() > PROGRESS_AFTER {
+            // `stderr()` draws nothing when stderr is not a terminal.
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown = true;
+        }
+        self.bar.inc(bytes);
+        self.bar.set_message(format!("{scanned} sessions"));
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

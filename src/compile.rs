@@ -1,0 +1,420 @@
+//! [`Expr`] → [`Program`]: intern the strings, pick a test for each clause,
+//! and lay the boolean structure out as jumps.
+//!
+//! Code generation is the classic "jump to true / jump to false" scheme: a
+//! clause becomes one op whose targets are the labels it was given; `not`
+//! swaps the labels; `a and b` sends `a`'s true exit to `b` and its false
+//! exit to the `and`'s false label; `or` the other way round. `all` emits
+//! nothing and is just its true label, which folds `all`, `not all` and what
+//! they make constant. Operands are generated last to first, so every label
+//! an op jumps to already exists; reversing the list at the end makes every
+//! jump go forward. The walk uses a heap stack, never recursion.
+//!
+//! Two rewrites keep programs short: inside an `or`, `k is a`, `k eq b` and
+//! `k in [c]` on the same key merge into one `k in [a, b, c]`; inside an
+//! `and`, `k ne a` and `k ne b` merge into one negated `in`.
+
+use ahash::AHashMap;
+
+use crate::error::Error;
+use crate::intern::{self, Sym};
+use crate::session::fixed_slot;
+use crate::syntax::{Expr, Filter, Limits};
+use crate::util::properties::ROLES;
+use crate::util::roles::string_to_roles_strict;
+use crate::vm::{Inner, Op, Pool, Program, Test};
+
+/// Label for "the filter matches".
+const MATCH: u32 = u32::MAX;
+/// Label for "the filter does not match".
+const FAIL: u32 = u32::MAX - 1;
+/// The most ops a program may hold (labels above are reserved).
+const MAX_OPS: usize = (u32::MAX - 3) as usize;
+
+impl Program {
+    /// Parses and compiles a filter with the default [`Limits`].
+    pub fn compile(filter: &str) -> Result<Program, Error> {
+        Program::compile_with(filter, &Limits::default())
+    }
+
+    /// Parses and compiles a filter within `limits`.
+    pub fn compile_with(filter: &str, limits: &Limits) -> Result<Program, Error> {
+        Program::from_filter(&Filter::parse_with(filter, limits)?)
+    }
+
+    /// Compiles a parsed filter.
+    ///
+    /// Fails only for filters built by hand that the parser would reject (a
+    /// `$Roles` value that is not a roles string), or when the interner or
+    /// the program is full.
+    pub fn from_filter(filter: &Filter) -> Result<Program, Error> {
+        let mut c = Compiler::default();
+        match c.compile(filter.expr()) {
+            Ok(entry) => Ok(c.finish(entry, filter.to_string())),
+            Err(e) => {
+                c.held.drain(..).for_each(intern::release);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Filter {
+    /// Compiles the filter into a [`Program`].
+    pub fn compile(&self) -> Result<Program, Error> {
+        Program::from_filter(self)
+    }
+}
+
+/// An operand of an `and`/`or` after merging: an expression, or a merged
+/// membership test (negated for merged `ne`s).
+enum Operand<'a> {
+    Expr(&'a Expr),
+    Test { test: Test, negated: bool },
+}
+
+enum Task<'a> {
+    /// Generate `operand`, going to `t` when it holds and `f` when not; push
+    /// its entry label.
+    Gen(Operand<'a>, u32, u32),
+    /// The label of operand `i` of an `and` is on the result stack: generate
+    /// operand `i - 1` to go there when true.
+    And(Vec<Operand<'a>>, u32),
+    /// The same for `or`: operand `i - 1` goes there when false.
+    Or(Vec<Operand<'a>>, u32),
+}
+
+#[derive(Default)]
+struct Compiler {
+    /// Ops in generation order (last operand first); reversed at the end.
+    ops: Vec<Op>,
+    syms: Vec<Sym>,
+    sets: Vec<Pool>,
+    held: Vec<Sym>,
+}
+
+impl Compiler {
+    fn compile(&mut self, root: &Expr) -> Result<u32, Error> {
+        let mut tasks = vec![Task::Gen(Operand::Expr(root), MATCH, FAIL)];
+        let mut labels: Vec<u32> = Vec::new();
+        while let Some(task) = tasks.pop() {
+            match task {
+                Task::Gen(Operand::Test { test, negated }, t, f) => {
+                    let (t, f) = if negated { (f, t) } else { (t, f) };
+                    labels.push(self.emit(test, t, f)?);
+                }
+                Task::Gen(Operand::Expr(e), t, f) => match e {
+                    Expr::All { .. } => labels.push(t),
+                    Expr::Not { expr, .. } => tasks.push(Task::Gen(Operand::Expr(expr), f, t)),
+                    Expr::And { exprs, .. } => {
+                        let mut operands = self.merge(exprs, true)?;
+                        match operands.pop() {
+                            Some(last) => {
+                                tasks.push(Task::And(operands, f));
+                                tasks.push(Task::Gen(last, t, f));
+                            }
+                            None => labels.push(t),
+                        }
+                    }
+                    Expr::Or { exprs, .. } => {
+                        let mut operands = self.merge(exprs, false)?;
+                        match operands.pop() {
+                            Some(last) => {
+                                tasks.push(Task::Or(operands, t));
+                                tasks.push(Task::Gen(last, t, f));
+                            }
+                            None => labels.push(f),
+                        }
+                    }
+                    Expr::Ne { .. } => {
+                        let test = self.clause(e)?;
+                        labels.push(self.emit_or_fold(test, f, t)?);
+                    }
+                    clause => {
+                        let test = self.clause(clause)?;
+                        labels.push(self.emit_or_fold(test, t, f)?);
+                    }
+                },
+                Task::And(mut operands, f) => {
+                    if let Some(prev) = operands.pop() {
+                        let next = labels.pop().unwrap_or(MATCH);
+                        tasks.push(Task::And(operands, f));
+                        tasks.push(Task::Gen(prev, next, f));
+                    }
+                }
+                Task::Or(mut operands, t) => {
+                    if let Some(prev) = operands.pop() {
+                        let next = labels.pop().unwrap_or(FAIL);
+                        tasks.push(Task::Or(operands, t));
+                        tasks.push(Task::Gen(prev, t, next));
+                    }
+                }
+            }
+        }
+        Ok(labels.pop().unwrap_or(FAIL))
+    }
+
+    fn emit(&mut self, test: Test, on_true: u32, on_false: u32) -> Result<u32, Error> {
+        if self.ops.len() >= MAX_OPS {
+            return Err(Error::ProgramTooLarge);
+        }
+        self.ops.push(Op {
+            test,
+            on_true,
+            on_false,
+        });
+        Ok((self.ops.len() - 1) as u32)
+    }
+
+    /// Emits `test`, or just the label it always leads to (`None` is a test
+    /// that always holds, such as `hasRoles` of no roles).
+    fn emit_or_fold(&mut self, test: Option<Test>, t: u32, f: u32) -> Result<u32, Error> {
+        match test {
+            Some(test) => self.emit(test, t, f),
+            None => Ok(t),
+        }
+    }
+
+    /// The operands of an `and` (`is_and`) or `or`, with same-key `ne`s
+    /// (in an `and`) or `is`/`in`s (in an `or`) merged into one test.
+    fn merge<'a>(&mut self, exprs: &'a [Expr], is_and: bool) -> Result<Vec<Operand<'a>>, Error> {
+        // Key → (position of the group's first member, values).
+        let mut groups: AHashMap<&'a str, (usize, Vec<&'a str>)> = AHashMap::new();
+        let mut operands: Vec<Option<Operand<'a>>> = Vec::with_capacity(exprs.len());
+        for e in exprs {
+            let (key, values): (&str, Vec<&str>) = match e {
+                Expr::Ne { key, value, .. } if is_and => (&key.name, vec![&value.text]),
+                Expr::Is { key, value, .. } if !is_and => (&key.name, vec![&value.text]),
+                Expr::In { key, values, .. } if !is_and => {
+                    (&key.name, values.iter().map(|v| v.text.as_str()).collect())
+                }
+                e => {
+                    operands.push(Some(Operand::Expr(e)));
+                    continue;
+                }
+            };
+            if key == ROLES {
+                operands.push(Some(Operand::Expr(e)));
+                continue;
+            }
+            match groups.get_mut(key) {
+                Some((_, all)) => all.extend(values),
+                None => {
+                    groups.insert(key, (operands.len(), values));
+                    operands.push(None);
+                }
+            }
+        }
+        for (key, (at, values)) in groups {
+            let test = self.membership(key, &values)?;
+            operands[at] = Some(Operand::Test {
+                test,
+                negated: is_and,
+            });
+        }
+        Ok(operands.into_iter().flatten().collect())
+    }
+
+    fn intern(&mut self, s: &str) -> Result<Sym, Error> {
+        let sym = intern::intern(s)?;
+        self.held.push(sym);
+        Ok(sym)
+    }
+
+    /// Interns `values` into the pool, sorted and distinct.
+    fn pool(&mut self, values: &[&str]) -> Result<Pool, Error> {
+        let mut syms = Vec::with_capacity(values.len());
+        for v in values {
+            syms.push(self.intern(v)?);
+        }
+        syms.sort_unstable();
+        syms.dedup();
+        self.pool_of(syms)
+    }
+
+    fn pool_of(&mut self, syms: Vec<Sym>) -> Result<Pool, Error> {
+        let start = u32::try_from(self.syms.len()).map_err(|_| Error::ProgramTooLarge)?;
+        let len = u32::try_from(syms.len()).map_err(|_| Error::ProgramTooLarge)?;
+        start.checked_add(len).ok_or(Error::ProgramTooLarge)?;
+        self.syms.extend(syms);
+        Ok(Pool { start, len })
+    }
+
+    /// `key` equals one of `values` (not `$Roles`).
+    fn membership(&mut self, key: &str, values: &[&str]) -> Result<Test, Error> {
+        let pool = self.pool(values)?;
+        let single = (pool.len == 1).then(|| self.syms[pool.start as usize]);
+        Ok(match (fixed_slot(key), single) {
+            (Some(slot), Some(value)) => Test::FixedEq {
+                slot: slot as u8,
+                value,
+            },
+            (Some(slot), None) => Test::FixedIn {
+                slot: slot as u8,
+                values: pool,
+            },
+            (None, Some(value)) => Test::OtherEq {
+                key: self.intern(key)?,
+                value,
+            },
+            (None, None) => Test::OtherIn {
+                key: self.intern(key)?,
+                values: pool,
+            },
+        })
+    }
+
+    /// A `$Roles` value as a pool of role ids, sorted and distinct.
+    fn role_set(&mut self, value: &str) -> Result<Pool, Error> {
+        // Read strictly, as the parser does: a filter built by hand gets the
+        // same answer as its text would.
+        let roles = string_to_roles_strict(value)?;
+        let refs: Vec<&str> = roles.iter().map(String::as_str).collect();
+        self.pool(&refs)
+    }
+
+    /// The test of a clause (`ne` gives the test of `is`, for the caller to
+    /// negate); `None` for a test that always holds.
+    fn clause(&mut self, e: &Expr) -> Result<Option<Test>, Error> {
+        Ok(Some(match e {
+            Expr::Is { key, value, .. } | Expr::Ne { key, value, .. } if key.name == ROLES => {
+                Test::RolesEq {
+                    roles: self.role_set(&value.text)?,
+                }
+            }
+            Expr::Is { key, value, .. } | Expr::Ne { key, value, .. } => {
+                self.membership(&key.name, &[&value.text])?
+            }
+            Expr::In { key, values, .. } if key.name == ROLES => {
+                let mut sets = Vec::with_capacity(values.len());
+                for v in values {
+                    sets.push(self.role_set(&v.text)?);
+                }
+                let start = u32::try_from(self.sets.len()).map_err(|_| Error::ProgramTooLarge)?;
+                let len = u32::try_from(sets.len()).map_err(|_| Error::ProgramTooLarge)?;
+                self.sets.extend(sets);
+                Test::RolesIn {
+                    sets: Pool { start, len },
+                }
+            }
+            Expr::In { key, values, .. } => {
+                let values: Vec<&str> = values.iter().map(|v| v.text.as_str()).collect();
+                self.membership(&key.name, &values)?
+            }
+            Expr::Has { key, .. } => match fixed_slot(&key.name) {
+                Some(slot) => Test::FixedHas { slot: slot as u8 },
+                None => Test::OtherHas {
+                    key: self.intern(&key.name)?,
+                },
+            },
+            Expr::HasRoles { roles, .. } => {
+                let values: Vec<&str> = roles.iter().map(|v| v.text.as_str()).collect();
+                let pool = self.pool(&values)?;
+                if pool.len == 0 {
+                    return Ok(None);
+                }
+                Test::HasRoles { roles: pool }
+            }
+            // `all`, `not`, `and`, `or` are handled by the caller.
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Reverses the ops so jumps go forward and resolves the labels.
+    fn finish(mut self, entry: u32, source: String) -> Program {
+        let n = self.ops.len() as u32;
+        let resolve = |label: u32| match label {
+            MATCH => n,
+            FAIL => n + 1,
+            i => n - 1 - i,
+        };
+        self.ops.reverse();
+        for op in &mut self.ops {
+            op.on_true = resolve(op.on_true);
+            op.on_false = resolve(op.on_false);
+        }
+        Program::from_inner(Inner {
+            ops: self.ops.into_boxed_slice(),
+            entry: resolve(entry),
+            syms: std::mem::take(&mut self.syms).into_boxed_slice(),
+            sets: std::mem::take(&mut self.sets).into_boxed_slice(),
+            held: std::mem::take(&mut self.held).into_boxed_slice(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explain(filter: &str) -> String {
+        Program::compile(filter).unwrap().explain()
+    }
+
+    #[test]
+    fn jumps_go_forward_and_constants_fold() {
+        assert_eq!(explain("all"), "entry MATCH\n");
+        assert_eq!(explain("not all"), "entry FAIL\n");
+        assert_eq!(explain("all and not all"), "entry FAIL\n");
+        assert_eq!(explain("not all or all"), "entry MATCH\n");
+        assert_eq!(
+            explain("has x and all"),
+            "entry 0\n0: has x ? MATCH : FAIL\n"
+        );
+        assert_eq!(
+            explain("not not has x"),
+            "entry 0\n0: has x ? MATCH : FAIL\n"
+        );
+        assert_eq!(
+            explain("has a and (has b or not has c)"),
+            "entry 0\n0: has a ? 1 : FAIL\n1: has b ? MATCH : 2\n2: has c ? FAIL : MATCH\n"
+        );
+    }
+
+    #[test]
+    fn same_key_alternatives_merge() {
+        assert_eq!(
+            explain("not (Department is 'Accounts' or Department is 'Payroll') and $Country in ['UK','DE']")
+                .lines()
+                .count(),
+            3
+        );
+        let p = explain("k ne 'a' and k ne 'b'");
+        assert_eq!(p.lines().count(), 2, "{p}");
+        assert!(p.contains("? FAIL : MATCH"), "{p}");
+        let p = explain("$Country is 'UK' or $Country is 'UK'");
+        assert!(p.contains("$Country is \"UK\""), "{p}");
+    }
+
+    #[test]
+    fn roles_compile_to_set_tests() {
+        let p = explain(
+            "$Roles is '\"a\",\"b\",\"a\"' or $Roles in ['', '\"c\"'] or hasRoles ['x' 'x']",
+        );
+        assert!(p.contains("$Roles is the set ["), "{p}");
+        assert!(p.contains("$Roles is one of the sets [[\"c\"], []]"), "{p}");
+        assert!(p.contains("hasRoles [\"x\"]"), "{p}");
+    }
+
+    #[test]
+    fn dropped_programs_give_back_their_strings() {
+        let value = "compile-test-only-value-ε";
+        let p = Program::compile(&format!("k is '{value}' or hasRoles ['{value}-r']")).unwrap();
+        assert!(intern::lookup(value).is_some());
+        let q = p.clone();
+        drop(p);
+        assert!(intern::lookup(value).is_some());
+        drop(q);
+        assert_eq!(intern::lookup(value), None);
+        assert_eq!(intern::lookup(&format!("{value}-r")), None);
+    }
+
+    #[test]
+    fn hand_built_invalid_roles_is_an_error_not_a_panic() {
+        let f = Filter::from(Expr::is("$Roles", "admin\"x"));
+        assert!(matches!(f.compile(), Err(Error::InvalidRoles(_))));
+        let f = Filter::from(Expr::has_roles(Vec::<String>::new()));
+        assert_eq!(f.compile().unwrap().explain(), "entry MATCH\n");
+    }
+}

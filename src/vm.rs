@@ -1,0 +1,449 @@
+//! The matcher: an immutable branching program and the loop that runs it.
+//!
+//! A [`Program`] is a list of [`Op`]s. Each op tests one clause against the
+//! session and jumps to one op if the test holds and to another if it does
+//! not; two targets past the end mean "match" and "no match". `and`, `or`
+//! and `not` compile to nothing but jump targets, so evaluation short-circuits
+//! for free and needs no stack. Jumps only go forward, so a run takes at most
+//! one step per op.
+//!
+//! Bulk evaluation runs the same program over blocks of 64 sessions: each op
+//! tests, in one tight loop, the sessions of the block that reach it, and
+//! sends a bit mask on to its two targets. Interpretation then costs once per
+//! block, not once per session.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use smallvec::SmallVec;
+
+use crate::intern::{self, Sym};
+use crate::session::{Session, FIXED_SLOTS};
+use crate::util::escape::escape;
+use crate::util::properties::FIXED_PROPERTIES;
+
+/// A range of the program's id pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pool {
+    pub start: u32,
+    pub len: u32,
+}
+
+/// What one op tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Test {
+    /// A fixed property equals a value.
+    FixedEq { slot: u8, value: Sym },
+    /// A fixed property equals one of a sorted set of values.
+    FixedIn { slot: u8, values: Pool },
+    /// A fixed property is present.
+    FixedHas { slot: u8 },
+    /// Another property equals a value.
+    OtherEq { key: Sym, value: Sym },
+    /// Another property equals one of a sorted set of values.
+    OtherIn { key: Sym, values: Pool },
+    /// Another property is present.
+    OtherHas { key: Sym },
+    /// The session has every role of a sorted set.
+    HasRoles { roles: Pool },
+    /// The session's roles are exactly a sorted set.
+    RolesEq { roles: Pool },
+    /// The session's roles are exactly one of several sorted sets; the pool
+    /// range indexes `Program::sets`.
+    RolesIn { sets: Pool },
+}
+
+/// One instruction: a test and where to go after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Op {
+    pub test: Test,
+    pub on_true: u32,
+    pub on_false: u32,
+}
+
+/// A compiled filter.
+///
+/// Immutable, `Send + Sync`, and cheap to clone (an `Arc`). Evaluating it
+/// never allocates for one session ([`Program::matches`]); bulk evaluation
+/// allocates one small scratch buffer per call for programs of more than 30
+/// instructions.
+///
+/// ```
+/// use session_filter::{Program, Session};
+///
+/// let program = Program::compile("$Country in ['UK','DE'] and hasRoles ['trader']")?;
+/// let alice = Session::new([("$SessionId", "a"), ("$Country", "UK"), ("$Roles", r#""trader""#)])?;
+/// let bob = Session::new([("$SessionId", "b"), ("$Country", "FR")])?;
+/// assert!(program.matches(&alice));
+/// assert!(!program.matches(&bob));
+/// assert_eq!(program.count(&[alice, bob]), 1);
+/// # Ok::<(), session_filter::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Program(Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub ops: Box<[Op]>,
+    pub entry: u32,
+    /// Value and role ids referred to by `Pool`s.
+    pub syms: Box<[Sym]>,
+    /// Role sets of `RolesIn`, as ranges of `syms`.
+    pub sets: Box<[Pool]>,
+    /// Every id the program holds a reference to, given back on drop.
+    pub held: Box<[Sym]>,
+    /// The canonical text of the filter.
+    pub source: String,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.held.iter().copied().for_each(intern::release);
+    }
+}
+
+/// Sessions per block in bulk evaluation: one bit each in a `u64`.
+const BLOCK: usize = 64;
+/// Sessions per parallel task.
+const PAR_CHUNK: usize = 4096;
+
+impl Program {
+    pub(crate) fn from_inner(inner: Inner) -> Program {
+        Program(Arc::new(inner))
+    }
+
+    /// True when `session` matches.
+    #[inline]
+    pub fn matches(&self, session: &Session) -> bool {
+        let inner = &*self.0;
+        let ops = &*inner.ops;
+        let mut pc = inner.entry as usize;
+        while let Some(op) = ops.get(pc) {
+            pc = if inner.test(op.test, session) {
+                op.on_true
+            } else {
+                op.on_false
+            } as usize;
+        }
+        pc == ops.len()
+    }
+
+    /// How many of `sessions` match.
+    pub fn count(&self, sessions: &[Session]) -> usize {
+        let mut scratch = self.scratch();
+        sessions
+            .chunks(BLOCK)
+            .map(|block| self.eval_block(block, &mut scratch).count_ones() as usize)
+            .sum()
+    }
+
+    /// Calls `f` with the index of each matching session, in order.
+    pub fn for_each_match(&self, sessions: &[Session], mut f: impl FnMut(usize)) {
+        let mut scratch = self.scratch();
+        for (b, block) in sessions.chunks(BLOCK).enumerate() {
+            let mut bits = self.eval_block(block, &mut scratch);
+            while bits != 0 {
+                f(b * BLOCK + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+        }
+    }
+
+    /// The indices of the matching sessions, in order.
+    pub fn select(&self, sessions: &[Session]) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.for_each_match(sessions, |i| out.push(i));
+        out
+    }
+
+    /// [`Program::count`] across the threads of the rayon pool.
+    pub fn par_count(&self, sessions: &[Session]) -> usize {
+        sessions
+            .par_chunks(PAR_CHUNK)
+            .map(|chunk| self.count(chunk))
+            .sum()
+    }
+
+    /// [`Program::select`] across the threads of the rayon pool.
+    pub fn par_select(&self, sessions: &[Session]) -> Vec<usize> {
+        sessions
+            .par_chunks(PAR_CHUNK)
+            .enumerate()
+            .flat_map_iter(|(c, chunk)| {
+                self.select(chunk)
+                    .into_iter()
+                    .map(move |i| c * PAR_CHUNK + i)
+            })
+            .collect()
+    }
+
+    /// The program, one instruction a line: its index, the test, and the
+    /// targets when the test holds and when it does not (`MATCH`, `FAIL` or
+    /// another index).
+    ///
+    /// ```
+    /// let p = session_filter::Program::compile("not $Country is 'DE' or has Tier")?;
+    /// assert_eq!(
+    ///     p.explain(),
+    ///     "entry 0\n\
+    ///      0: $Country is \"DE\" ? 1 : MATCH\n\
+    ///      1: has Tier ? MATCH : FAIL\n"
+    /// );
+    /// # Ok::<(), session_filter::Error>(())
+    /// ```
+    pub fn explain(&self) -> String {
+        let inner = &*self.0;
+        let n = inner.ops.len();
+        let target = |t: u32| match t as usize {
+            t if t == n => "MATCH".to_owned(),
+            t if t == n + 1 => "FAIL".to_owned(),
+            t => t.to_string(),
+        };
+        let mut out = format!("entry {}\n", target(inner.entry));
+        for (i, op) in inner.ops.iter().enumerate() {
+            out.push_str(&format!(
+                "{i}: {} ? {} : {}\n",
+                inner.describe(op.test),
+                target(op.on_true),
+                target(op.on_false)
+            ));
+        }
+        out
+    }
+
+    /// The number of instructions.
+    pub fn len(&self) -> usize {
+        self.0.ops.len()
+    }
+
+    /// True for a program that decides without testing anything (`all`,
+    /// `not all`, and what folds to them).
+    pub fn is_empty(&self) -> bool {
+        self.0.ops.is_empty()
+    }
+
+    fn scratch(&self) -> SmallVec<[u64; 32]> {
+        SmallVec::from_elem(0, self.0.ops.len() + 2)
+    }
+
+    /// The match mask of a block of at most 64 sessions. `arrive[i]` collects
+    /// the sessions that reach op `i`; ops run in order since jumps only go
+    /// forward.
+    fn eval_block(&self, block: &[Session], arrive: &mut [u64]) -> u64 {
+        let inner = &*self.0;
+        let n = inner.ops.len();
+        let all = if block.len() == BLOCK {
+            u64::MAX
+        } else {
+            (1u64 << block.len()) - 1
+        };
+        arrive.fill(0);
+        arrive[inner.entry as usize] = all;
+        let start = inner.entry as usize;
+        for pc in start..n {
+            let here = arrive[pc];
+            if here == 0 {
+                continue;
+            }
+            let op = inner.ops[pc];
+            let yes = inner.test_block(op.test, block, here);
+            arrive[op.on_true as usize] |= yes;
+            arrive[op.on_false as usize] |= here & !yes;
+        }
+        arrive[n]
+    }
+}
+
+impl Inner {
+    fn pool(&self, p: Pool) -> &[Sym] {
+        self.syms
+            .get(p.start as usize..(p.start + p.len) as usize)
+            .unwrap_or(&[])
+    }
+
+    #[inline]
+    fn test(&self, test: Test, s: &Session) -> bool {
+        match test {
+            Test::FixedEq { slot, value } => s.fixed[slot as usize] == value,
+            Test::FixedIn { slot, values } => {
+                let v = s.fixed[slot as usize];
+                v != Sym::NONE && contains(self.pool(values), v)
+            }
+            Test::FixedHas { slot } => s.fixed[slot as usize] != Sym::NONE,
+            Test::OtherEq { key, value } => s.other(key) == Some(value),
+            Test::OtherIn { key, values } => {
+                s.other(key).is_some_and(|v| contains(self.pool(values), v))
+            }
+            Test::OtherHas { key } => s.other(key).is_some(),
+            Test::HasRoles { roles } => has_all(&s.roles, self.pool(roles)),
+            Test::RolesEq { roles } => same_set(&s.roles, self.pool(roles)),
+            Test::RolesIn { sets } => self
+                .sets
+                .get(sets.start as usize..(sets.start + sets.len) as usize)
+                .unwrap_or(&[])
+                .iter()
+                .any(|&set| same_set(&s.roles, self.pool(set))),
+        }
+    }
+
+    /// The sessions of `block` among `here` for which `test` holds. Cheap
+    /// tests run branch-free over the whole block; the others visit only the
+    /// sessions that reach them.
+    #[inline]
+    fn test_block(&self, test: Test, block: &[Session], here: u64) -> u64 {
+        #[inline(always)]
+        fn dense(block: &[Session], here: u64, f: impl Fn(&Session) -> bool) -> u64 {
+            let mut bits = 0u64;
+            for (i, s) in block.iter().enumerate() {
+                bits |= (f(s) as u64) << i;
+            }
+            bits & here
+        }
+        #[inline(always)]
+        fn sparse(block: &[Session], here: u64, f: impl Fn(&Session) -> bool) -> u64 {
+            let mut bits = 0u64;
+            let mut rest = here;
+            while rest != 0 {
+                let i = rest.trailing_zeros() as usize;
+                if block.get(i).is_some_and(&f) {
+                    bits |= 1 << i;
+                }
+                rest &= rest - 1;
+            }
+            bits
+        }
+        let dense_enough = here.count_ones() as usize * 4 >= block.len();
+        match test {
+            Test::FixedEq { slot, value } => {
+                let slot = (slot as usize).min(FIXED_SLOTS - 1);
+                dense(block, here, |s| s.fixed[slot] == value)
+            }
+            Test::FixedHas { slot } => {
+                let slot = (slot as usize).min(FIXED_SLOTS - 1);
+                dense(block, here, |s| s.fixed[slot] != Sym::NONE)
+            }
+            Test::FixedIn { slot, values } if values.len <= 8 && dense_enough => {
+                let slot = (slot as usize).min(FIXED_SLOTS - 1);
+                let set = self.pool(values);
+                dense(block, here, |s| set.contains(&s.fixed[slot]))
+            }
+            Test::OtherEq { key, value } => sparse(block, here, |s| s.other(key) == Some(value)),
+            Test::HasRoles { roles } => {
+                let set = self.pool(roles);
+                match set {
+                    [one] => sparse(block, here, |s| s.roles.contains(one)),
+                    [a, b] => sparse(block, here, |s| s.roles.contains(a) && s.roles.contains(b)),
+                    _ => sparse(block, here, |s| has_all(&s.roles, set)),
+                }
+            }
+            test => sparse(block, here, |s| self.test(test, s)),
+        }
+    }
+
+    /// The test in the words of the language, values resolved.
+    fn describe(&self, test: Test) -> String {
+        let text = |s: Sym| {
+            intern::resolve(s)
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        };
+        let quoted = |s: Sym| format!("\"{}\"", escape(&text(s)));
+        // Pools are sorted by id, which differs from run to run: print them
+        // sorted by text.
+        let list = |p: Pool| {
+            let mut items: Vec<String> = self.pool(p).iter().map(|&s| quoted(s)).collect();
+            items.sort();
+            format!("[{}]", items.join(", "))
+        };
+        let fixed = |slot: u8| FIXED_PROPERTIES.get(slot as usize).copied().unwrap_or("?");
+        match test {
+            Test::FixedEq { slot, value } => format!("{} is {}", fixed(slot), quoted(value)),
+            Test::FixedIn { slot, values } => format!("{} in {}", fixed(slot), list(values)),
+            Test::FixedHas { slot } => format!("has {}", fixed(slot)),
+            Test::OtherEq { key, value } => format!("{} is {}", text(key), quoted(value)),
+            Test::OtherIn { key, values } => format!("{} in {}", text(key), list(values)),
+            Test::OtherHas { key } => format!("has {}", text(key)),
+            Test::HasRoles { roles } => format!("hasRoles {}", list(roles)),
+            Test::RolesEq { roles } => format!("$Roles is the set {}", list(roles)),
+            Test::RolesIn { sets } => {
+                let sets: Vec<String> = self
+                    .sets
+                    .get(sets.start as usize..(sets.start + sets.len) as usize)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|&p| list(p))
+                    .collect();
+                let mut sets = sets;
+                sets.sort();
+                format!("$Roles is one of the sets [{}]", sets.join(", "))
+            }
+        }
+    }
+}
+
+/// `v` is in `set` (sorted).
+#[inline]
+fn contains(set: &[Sym], v: Sym) -> bool {
+    if set.len() <= 8 {
+        set.contains(&v)
+    } else {
+        set.binary_search(&v).is_ok()
+    }
+}
+
+/// Every role of `required` (sorted, distinct) is in `roles` (distinct).
+#[inline]
+fn has_all(roles: &[Sym], required: &[Sym]) -> bool {
+    if required.len() > roles.len() {
+        return false;
+    }
+    if required.len() <= 4 {
+        required.iter().all(|r| roles.contains(r))
+    } else {
+        roles.iter().filter(|&&r| contains(required, r)).count() == required.len()
+    }
+}
+
+/// `roles` (distinct) is exactly `set` (sorted, distinct).
+#[inline]
+fn same_set(roles: &[Sym], set: &[Sym]) -> bool {
+    roles.len() == set.len() && roles.iter().all(|&r| contains(set, r))
+}
+
+impl fmt::Display for Program {
+    /// The canonical text of the filter the program was compiled from.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.source)
+    }
+}
+
+impl fmt::Debug for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Program")
+            .field("source", &self.0.source)
+            .field("ops", &self.0.ops.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_types_stay_small() {
+        assert!(
+            std::mem::size_of::<Op>() <= 24,
+            "{}",
+            std::mem::size_of::<Op>()
+        );
+        assert!(std::mem::size_of::<Test>() <= 16);
+    }
+
+    #[test]
+    fn programs_are_send_and_sync() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<Program>();
+        check::<Session>();
+    }
+}
