@@ -1,0 +1,58 @@
+//! What the benchmark targets share: the population and the filter shapes.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use criterion::Criterion;
+
+/// The population size of the `eval` group.
+pub const POPULATION: usize = 10_000;
+
+/// Criterion settings that keep the whole suite under ten minutes.
+pub fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(800))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+}
+
+/// A filter shape: its benchmark id and its text.
+pub struct Shape {
+    pub id: &'static str,
+    pub filter: &'static str,
+}
+
+pub const EQ: Shape = Shape {
+    id: "eq",
+    filter: "$Country is 'DE'",
+};
+pub const AND3: Shape = Shape {
+    id: "and3",
+    filter: "$Country is 'DE' and $ClientType ne 'JAVA' and Status is 'Open'",
+};
+pub const IN10: Shape = Shape {
+    id: "in10",
+    filter: "$Country in ['UK','DE','FR','US','JP','IT','ES','NL','SE','CH']",
+};
+pub const ROLES2: Shape = Shape {
+    id: "roles2",
+    filter: "hasRoles ['trader', 'operator']",
+};
+pub const MIXED: Shape = Shape {
+    id: "mixed",
+    filter: "not (Department is 'Accounts' or Department is 'Payroll') and \
+             $Country in ['UK','DE','FR'] and hasRoles ['trader']",
+};
+pub const HAS: Shape = Shape {
+    id: "has",
+    filter: "has Department",
+};
+
+pub const SHAPES: [Shape; 6] = [EQ, AND3, IN10, ROLES2, MIXED, HAS];
+
+/// The demo population's properties, sessions `0..n`.
+pub fn population(n: usize) -> Vec<Vec<(String, String)>> {
+    (0..n as u64)
+        .map(session_filter::demo::properties)
+        .collect()
+}
