@@ -1,0 +1,512 @@
+//! A concurrent store of sessions with bulk selection and bulk actions
+//! (SPEC section 6).
+//!
+//! Sessions are spread over shards by `$SessionId`; each shard is a dense
+//! vector of sessions behind its own read-write lock, with an index from id
+//! to position. A bulk operation compiles its filter first (a bad filter
+//! touches nothing), then visits the shards, in parallel when the store is
+//! large, holding one shard's lock at a time. Every session therefore
+//! changes atomically: a concurrent reader sees it wholly before or wholly
+//! after a change.
+
+use std::collections::BTreeMap;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use ahash::{AHashMap, RandomState};
+use rayon::prelude::*;
+use smallvec::SmallVec;
+
+use crate::error::Error;
+use crate::intern::{self, Interned, Sym};
+use crate::session::{Session, ROLES_SLOT};
+use crate::syntax::{Filter, Limits};
+use crate::util::properties::{validate_user_key, SESSION_ID};
+use crate::vm::Program;
+
+/// How a bulk operation runs over the shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Execution {
+    /// In parallel when the store holds at least
+    /// [`StoreOptions::parallel_threshold`] sessions, serially otherwise.
+    #[default]
+    Auto,
+    /// One shard after another on the calling thread.
+    Serial,
+    /// Shards in parallel on the rayon thread pool.
+    Parallel,
+}
+
+/// Settings of a [`SessionStore`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    shards: usize,
+    limits: Limits,
+    parallel_threshold: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            shards: 32,
+            limits: Limits::default(),
+            parallel_threshold: 20_000,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// The default options: 32 shards, default [`Limits`], parallel bulk
+    /// operations from 20 000 sessions up.
+    pub fn new() -> StoreOptions {
+        StoreOptions::default()
+    }
+
+    /// The number of shards (at least 1). More shards mean less contention
+    /// between writers and more parallelism in bulk operations.
+    pub fn shards(mut self, shards: usize) -> StoreOptions {
+        self.shards = shards.clamp(1, 1 << 16);
+        self
+    }
+
+    /// The limits filter strings are parsed with.
+    pub fn limits(mut self, limits: Limits) -> StoreOptions {
+        self.limits = limits;
+        self
+    }
+
+    /// The store size from which [`Execution::Auto`] runs in parallel.
+    pub fn parallel_threshold(mut self, sessions: usize) -> StoreOptions {
+        self.parallel_threshold = sessions;
+        self
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    sessions: Vec<Session>,
+    /// `$SessionId` (by id; the session holds the string) → position.
+    positions: AHashMap<Sym, usize>,
+}
+
+impl Shard {
+    fn position(&self, id: &str) -> Option<usize> {
+        self.positions.get(&intern::lookup(id)?).copied()
+    }
+
+    fn id_sym(session: &Session) -> Sym {
+        session.get_sym(SESSION_ID).unwrap_or(Sym::NONE)
+    }
+
+    /// Removes the sessions at `positions` (ascending), keeping the index right.
+    fn remove_at(&mut self, positions: &[usize]) {
+        for &i in positions.iter().rev() {
+            let gone = self.sessions.swap_remove(i);
+            self.positions.remove(&Shard::id_sym(&gone));
+            if let Some(moved) = self.sessions.get(i) {
+                self.positions.insert(Shard::id_sym(moved), i);
+            }
+        }
+    }
+}
+
+/// Sessions keyed by `$SessionId`, with bulk operations by filter.
+///
+/// All methods take `&self`; the store is `Send + Sync` and meant to be
+/// shared with an `Arc`.
+///
+/// ```
+/// use session_filter::SessionStore;
+///
+/// let store = SessionStore::new();
+/// store.insert([("$SessionId", "s1"), ("$Principal", "alice"), ("$Roles", r#""client""#)])?;
+/// store.insert([("$SessionId", "s2"), ("$Principal", "bob"), ("Department", "Accounts")])?;
+///
+/// assert_eq!(store.count("$Principal in ['alice', 'bob']")?, 2);
+/// assert_eq!(store.change_roles("Department is 'Accounts'", &[], &["trader"])?, 1);
+/// assert_eq!(store.select("hasRoles ['trader']")?, ["s2"]);
+/// assert_eq!(store.close("$Principal is 'alice'")?, 1);
+/// assert_eq!(store.len(), 1);
+/// # Ok::<(), session_filter::Error>(())
+/// ```
+pub struct SessionStore {
+    shards: Box<[RwLock<Shard>]>,
+    hasher: RandomState,
+    options: StoreOptions,
+}
+
+impl Default for SessionStore {
+    fn default() -> SessionStore {
+        SessionStore::new()
+    }
+}
+
+impl SessionStore {
+    /// An empty store with the default options.
+    pub fn new() -> SessionStore {
+        SessionStore::with_options(StoreOptions::default())
+    }
+
+    /// An empty store with these options.
+    pub fn with_options(options: StoreOptions) -> SessionStore {
+        SessionStore {
+            shards: (0..options.shards).map(|_| RwLock::default()).collect(),
+            hasher: RandomState::new(),
+            options,
+        }
+    }
+
+    fn shard_of(&self, id: &str) -> &RwLock<Shard> {
+        let i = (self.hasher.hash_one(id) % self.shards.len() as u64) as usize;
+        &self.shards[i]
+    }
+
+    // A panic elsewhere while a shard was locked leaves it consistent (every
+    // change to a shard is completed before anything can panic), so poisoning
+    // is ignored.
+    fn read(shard: &RwLock<Shard>) -> RwLockReadGuard<'_, Shard> {
+        shard.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(shard: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
+        shard.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Compiles a filter with the store's limits; the error is the positioned
+    /// filter error.
+    pub fn compile(&self, filter: &str) -> Result<Program, Error> {
+        Program::from_filter(&Filter::parse_with(filter, &self.options.limits)?)
+    }
+
+    /// Adds a session. It must have a `$SessionId` no other session in the
+    /// store has; any `$` key is accepted, user keys are validated, and
+    /// `$Roles` must be a roles string. On an error nothing changes.
+    pub fn insert<I, K, V>(&self, props: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        self.insert_session(Session::new(props)?)
+    }
+
+    /// Adds a session built beforehand; the rules of [`SessionStore::insert`].
+    pub fn insert_session(&self, session: Session) -> Result<(), Error> {
+        let id = session.id().ok_or(Error::MissingSessionId)?;
+        let id_sym = Shard::id_sym(&session);
+        let mut shard = Self::write(self.shard_of(&id));
+        if shard.positions.contains_key(&id_sym) {
+            return Err(Error::DuplicateSession(id.to_string()));
+        }
+        let at = shard.sessions.len();
+        shard.sessions.push(session);
+        shard.positions.insert(id_sym, at);
+        Ok(())
+    }
+
+    /// The number of sessions.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| Self::read(s).sessions.len())
+            .sum()
+    }
+
+    /// True when the store holds no session.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn parallel(&self, execution: Execution) -> bool {
+        match execution {
+            Execution::Serial => false,
+            Execution::Parallel => true,
+            Execution::Auto => {
+                self.shards.len() > 1 && self.len() >= self.options.parallel_threshold
+            }
+        }
+    }
+
+    /// Runs `f` on every shard, in parallel or not, and sums the results.
+    fn each_shard<F>(&self, execution: Execution, f: F) -> usize
+    where
+        F: Fn(&RwLock<Shard>) -> usize + Sync + Send,
+    {
+        if self.parallel(execution) {
+            self.shards.par_iter().map(f).sum()
+        } else {
+            self.shards.iter().map(f).sum()
+        }
+    }
+
+    /// How many sessions match `filter`.
+    pub fn count(&self, filter: &str) -> Result<usize, Error> {
+        Ok(self.count_compiled(&self.compile(filter)?))
+    }
+
+    /// How many sessions match a compiled filter.
+    pub fn count_compiled(&self, program: &Program) -> usize {
+        self.count_with(program, Execution::Auto)
+    }
+
+    /// How many sessions match, run as `execution` says.
+    pub fn count_with(&self, program: &Program, execution: Execution) -> usize {
+        self.each_shard(execution, |shard| {
+            program.count(&Self::read(shard).sessions)
+        })
+    }
+
+    /// The `$SessionId`s of the sessions that match `filter`, in no
+    /// particular order.
+    pub fn select(&self, filter: &str) -> Result<Vec<String>, Error> {
+        Ok(self.select_compiled(&self.compile(filter)?))
+    }
+
+    /// [`SessionStore::select`] with a compiled filter.
+    pub fn select_compiled(&self, program: &Program) -> Vec<String> {
+        let ids = |shard: &RwLock<Shard>| -> Vec<String> {
+            let shard = Self::read(shard);
+            let mut ids = Vec::new();
+            program.for_each_match(&shard.sessions, |i| {
+                if let Some(id) = shard.sessions[i].id() {
+                    ids.push(id.to_string());
+                }
+            });
+            ids
+        };
+        if self.parallel(Execution::Auto) {
+            self.shards.par_iter().flat_map_iter(ids).collect()
+        } else {
+            self.shards.iter().flat_map(ids).collect()
+        }
+    }
+
+    /// Removes every session that matches `filter`; returns how many.
+    pub fn close(&self, filter: &str) -> Result<usize, Error> {
+        Ok(self.close_compiled(&self.compile(filter)?))
+    }
+
+    /// [`SessionStore::close`] with a compiled filter.
+    pub fn close_compiled(&self, program: &Program) -> usize {
+        self.each_shard(Execution::Auto, |shard| {
+            let mut shard = Self::write(shard);
+            let matches = program.select(&shard.sessions);
+            shard.remove_at(&matches);
+            matches.len()
+        })
+    }
+
+    /// Removes the session with this id; true if there was one.
+    pub fn close_session(&self, id: &str) -> bool {
+        let mut shard = Self::write(self.shard_of(id));
+        match shard.position(id) {
+            Some(i) => {
+                shard.remove_at(&[i]);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// For every session that matches `filter`: removes `roles_to_remove`,
+    /// then adds `roles_to_add` (a role in both ends up present), and writes
+    /// `$Roles`. Returns the number of matching sessions, changed or not.
+    pub fn change_roles(
+        &self,
+        filter: &str,
+        roles_to_remove: &[&str],
+        roles_to_add: &[&str],
+    ) -> Result<usize, Error> {
+        let program = self.compile(filter)?;
+        self.change_roles_compiled(&program, roles_to_remove, roles_to_add)
+    }
+
+    /// [`SessionStore::change_roles`] with a compiled filter.
+    pub fn change_roles_compiled(
+        &self,
+        program: &Program,
+        roles_to_remove: &[&str],
+        roles_to_add: &[&str],
+    ) -> Result<usize, Error> {
+        let change = RoleChange::new(roles_to_remove, roles_to_add)?;
+        Ok(self.each_shard(Execution::Auto, |shard| {
+            let mut shard = Self::write(shard);
+            let matches = program.select(&shard.sessions);
+            for &i in &matches {
+                change.apply(&mut shard.sessions[i]);
+            }
+            matches.len()
+        }))
+    }
+
+    /// [`SessionStore::change_roles`] for the one session with this id.
+    pub fn change_session_roles(
+        &self,
+        id: &str,
+        roles_to_remove: &[&str],
+        roles_to_add: &[&str],
+    ) -> Result<(), Error> {
+        let change = RoleChange::new(roles_to_remove, roles_to_add)?;
+        let mut shard = Self::write(self.shard_of(id));
+        let i = shard
+            .position(id)
+            .ok_or_else(|| Error::UnknownSession(id.to_owned()))?;
+        change.apply(&mut shard.sessions[i]);
+        Ok(())
+    }
+
+    /// Sets user properties of one session: all of them, or none when a key
+    /// is invalid, fixed (`$…`) or given twice, or the id is unknown.
+    pub fn set_properties<I, K, V>(&self, id: &str, props: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let props: Vec<(K, V)> = props.into_iter().collect();
+        for (i, (key, _)) in props.iter().enumerate() {
+            let key = key.as_ref();
+            check_user_key(key)?;
+            if props[..i].iter().any(|(k, _)| k.as_ref() == key) {
+                return Err(Error::DuplicateKey(key.to_owned()));
+            }
+        }
+        self.update(id, |session| {
+            for (key, value) in &props {
+                session.set(key.as_ref(), value.as_ref())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes user properties of one session (keys it lacks are fine): all
+    /// of them, or none when a key is invalid or fixed, or the id is unknown.
+    pub fn remove_properties(&self, id: &str, keys: &[&str]) -> Result<(), Error> {
+        for key in keys {
+            check_user_key(key)?;
+        }
+        self.update(id, |session| {
+            for key in keys {
+                session.remove(key);
+            }
+            Ok(())
+        })
+    }
+
+    /// Applies `change` to a copy of the session and puts the copy in place
+    /// only if the whole change succeeded.
+    fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Session) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut shard = Self::write(self.shard_of(id));
+        let i = shard
+            .position(id)
+            .ok_or_else(|| Error::UnknownSession(id.to_owned()))?;
+        let mut copy = shard.sessions[i].clone();
+        change(&mut copy)?;
+        shard.sessions[i] = copy;
+        Ok(())
+    }
+
+    /// The properties of the session with this id (`$Roles` as a canonical
+    /// roles string), or `None`.
+    pub fn get(&self, id: &str) -> Option<BTreeMap<String, String>> {
+        let shard = Self::read(self.shard_of(id));
+        let i = shard.position(id)?;
+        Some(shard.sessions[i].properties().into_iter().collect())
+    }
+
+    /// A copy of the session with this id, or `None`.
+    pub fn get_session(&self, id: &str) -> Option<Session> {
+        let shard = Self::read(self.shard_of(id));
+        shard.position(id).map(|i| shard.sessions[i].clone())
+    }
+}
+
+fn check_user_key(key: &str) -> Result<(), Error> {
+    if key.starts_with('$') {
+        return Err(Error::NotUserKey(key.to_owned()));
+    }
+    validate_user_key(key).map_err(Error::from)
+}
+
+/// A role change, interned once for all the sessions it applies to.
+struct RoleChange {
+    remove: Vec<Interned>,
+    add: Vec<Interned>,
+}
+
+impl RoleChange {
+    fn new(remove: &[&str], add: &[&str]) -> Result<RoleChange, Error> {
+        let intern_all = |roles: &[&str]| -> Result<Vec<Interned>, Error> {
+            let mut out: Vec<Interned> = Vec::with_capacity(roles.len());
+            for r in roles {
+                let held = Interned::new(r)?;
+                if !out.iter().any(|h| h.sym() == held.sym()) {
+                    out.push(held);
+                }
+            }
+            Ok(out)
+        };
+        Ok(RoleChange {
+            remove: intern_all(remove)?,
+            add: intern_all(add)?,
+        })
+    }
+
+    fn apply(&self, session: &mut Session) {
+        let mut roles: SmallVec<[Sym; 4]> =
+            SmallVec::with_capacity(session.roles.len() + self.add.len());
+        let mut dropped: SmallVec<[Sym; 4]> = SmallVec::new();
+        for &r in &session.roles {
+            if self.remove.iter().any(|h| h.sym() == r) {
+                dropped.push(r);
+            } else {
+                roles.push(r);
+            }
+        }
+        for h in &self.add {
+            if !roles.contains(&h.sym()) {
+                intern::retain(h.sym());
+                roles.push(h.sym());
+            }
+        }
+        session.roles = roles;
+        session.fixed[ROLES_SLOT] = Sym::PRESENT;
+        // Given back only after the new references are taken.
+        dropped.into_iter().for_each(intern::release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<SessionStore>();
+    }
+
+    #[test]
+    fn remove_at_keeps_the_index_right() {
+        let store = SessionStore::with_options(StoreOptions::new().shards(1));
+        for i in 0..10 {
+            store
+                .insert([("$SessionId", format!("r{i}")), ("n", (i % 3).to_string())])
+                .unwrap();
+        }
+        assert_eq!(store.close("n is '0'").unwrap(), 4);
+        for i in 0..10 {
+            let id = format!("r{i}");
+            assert_eq!(store.get(&id).is_some(), i % 3 != 0, "{id}");
+            if i % 3 != 0 {
+                assert_eq!(store.get(&id).unwrap()["$SessionId"], id);
+            }
+        }
+        assert!(store.close_session("r1"));
+        assert!(!store.close_session("r1"));
+        assert_eq!(store.len(), 5);
+    }
+}

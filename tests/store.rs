@@ -1,0 +1,603 @@
+//! SPEC section 6: the session store, its bulk operations and their
+//! guarantees under concurrency.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use session_filter::{
+    reference, roles_to_string, string_to_roles, Error, Filter, SessionStore, StoreOptions,
+};
+
+fn store_with(sessions: &[Vec<(String, String)>]) -> SessionStore {
+    let store = SessionStore::new();
+    for s in sessions {
+        store
+            .insert(s.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .unwrap();
+    }
+    store
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn conformance_filters_count_and_select_in_a_store() {
+    for dir in common::case_dirs() {
+        let store = store_with(&common::sessions(&dir));
+        for case in common::filter_cases(&dir) {
+            match &case.valid {
+                Some((_, ids)) => {
+                    assert_eq!(
+                        store.count(&case.filter).unwrap(),
+                        ids.len(),
+                        "{}",
+                        case.filter
+                    );
+                    assert_eq!(
+                        sorted(store.select(&case.filter).unwrap()),
+                        sorted(ids.clone())
+                    );
+                }
+                None => assert!(matches!(store.count(&case.filter), Err(Error::Filter(_)))),
+            }
+        }
+    }
+}
+
+#[test]
+fn insert_validates_and_changes_nothing_on_error() {
+    let store = SessionStore::new();
+    store
+        .insert([("$SessionId", "a"), ("$Version", "7"), ("k", "v")])
+        .unwrap();
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("$Principal", "x")], "missing id"),
+        (vec![("$SessionId", "a")], "duplicate id"),
+        (vec![("$SessionId", "b"), ("bad key", "x")], "invalid key"),
+        (
+            vec![("$SessionId", "b"), ("$Roles", "\"open")],
+            "invalid roles",
+        ),
+        (
+            vec![("$SessionId", "b"), ("k", "1"), ("k", "2")],
+            "duplicate key",
+        ),
+    ];
+    for (props, what) in cases {
+        let err = store.insert(props).unwrap_err();
+        let ok = match what {
+            "missing id" => matches!(err, Error::MissingSessionId),
+            "duplicate id" => matches!(&err, Error::DuplicateSession(id) if id == "a"),
+            "invalid key" => matches!(err, Error::InvalidKey(_)),
+            "invalid roles" => matches!(err, Error::InvalidRoles(_)),
+            _ => matches!(&err, Error::DuplicateKey(k) if k == "k"),
+        };
+        assert!(ok, "{what}: {err}");
+        assert_eq!(store.len(), 1, "{what}");
+        assert!(store.get("b").is_none(), "{what}");
+    }
+    assert_eq!(store.get("a").unwrap()["$Version"], "7");
+}
+
+#[test]
+fn a_bad_filter_is_rejected_before_anything_is_touched() {
+    let store = store_with(&[vec![("$SessionId".into(), "a".into())]]);
+    for result in [
+        store.count("a is").map(|_| ()),
+        store.select("a is").map(|_| ()),
+        store.close("(all").map(|_| ()),
+        store.change_roles("all and", &[], &["x"]).map(|_| ()),
+    ] {
+        let Err(Error::Filter(e)) = result else {
+            panic!("{result:?}")
+        };
+        assert!(e.line() >= 1 && e.to_string().contains("expected"), "{e}");
+    }
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.get("a").unwrap().get("$Roles"), None);
+}
+
+#[test]
+fn change_roles_removes_then_adds_and_counts_matches() {
+    let store = SessionStore::new();
+    store
+        .insert([("$SessionId", "a"), ("$Roles", "'x','y'")])
+        .unwrap();
+    store
+        .insert([("$SessionId", "b"), ("$Roles", "'y'")])
+        .unwrap();
+    store.insert([("$SessionId", "c")]).unwrap();
+    // A role in both lists ends up present; unchanged matches still count.
+    assert_eq!(
+        store
+            .change_roles("hasRoles ['y']", &["x", "y"], &["y", "z"])
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.get("a").unwrap()["$Roles"], "\"y\",\"z\"");
+    assert_eq!(store.get("b").unwrap()["$Roles"], "\"y\",\"z\"");
+    assert_eq!(
+        store.get("c").unwrap().get("$Roles"),
+        None,
+        "c did not match"
+    );
+    // Emptied roles are written as "".
+    assert_eq!(
+        store
+            .change_roles("$SessionId is 'a'", &["y", "z"], &[])
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.get("a").unwrap()["$Roles"], "");
+    assert_eq!(store.count("has $Roles and $Roles is ''").unwrap(), 1);
+    // A session without $Roles gets it written.
+    assert_eq!(
+        store.change_roles("not has $Roles", &["q"], &[]).unwrap(),
+        1
+    );
+    assert_eq!(store.get("c").unwrap()["$Roles"], "");
+    store.change_session_roles("c", &[], &["w", "w"]).unwrap();
+    assert_eq!(store.get("c").unwrap()["$Roles"], "\"w\"");
+    assert!(
+        matches!(store.change_session_roles("nope", &[], &["w"]), Err(Error::UnknownSession(id)) if id == "nope")
+    );
+    assert_eq!(store.change_roles("not all", &[], &["w"]).unwrap(), 0);
+}
+
+#[test]
+fn user_properties_change_all_or_nothing() {
+    let store = SessionStore::new();
+    store
+        .insert([("$SessionId", "a"), ("$Principal", "p"), ("k", "1")])
+        .unwrap();
+    store
+        .set_properties("a", [("k", "2"), ("new", "3")])
+        .unwrap();
+    let got = store.get("a").unwrap();
+    assert_eq!(
+        (
+            got["k"].as_str(),
+            got["new"].as_str(),
+            got["$Principal"].as_str()
+        ),
+        ("2", "3", "p")
+    );
+    let before = store.get("a");
+    for (props, what) in [
+        (vec![("k", "9"), ("$Principal", "q")], "fixed key"),
+        (vec![("k", "9"), ("$SessionId", "b")], "session id"),
+        (vec![("k", "9"), ("bad(key)", "x")], "invalid key"),
+        (vec![("k", "9"), ("k", "8")], "duplicate key"),
+    ] {
+        assert!(store.set_properties("a", props).is_err(), "{what}");
+        assert_eq!(store.get("a"), before, "{what}");
+    }
+    assert!(matches!(
+        store.set_properties("zz", [("k", "1")]),
+        Err(Error::UnknownSession(_))
+    ));
+    assert!(
+        matches!(store.remove_properties("a", &["k", "$Principal"]), Err(Error::NotUserKey(k)) if k == "$Principal")
+    );
+    assert!(matches!(
+        store.remove_properties("a", &["k", ""]),
+        Err(Error::InvalidKey(_))
+    ));
+    assert_eq!(store.get("a"), before);
+    store.remove_properties("a", &["k", "absent"]).unwrap();
+    assert_eq!(store.get("a").unwrap().get("k"), None);
+    assert!(matches!(
+        store.remove_properties("zz", &["k"]),
+        Err(Error::UnknownSession(_))
+    ));
+    assert_eq!(store.count("has k").unwrap(), 0);
+    assert_eq!(store.count("new is '3'").unwrap(), 1);
+}
+
+#[test]
+fn close_removes_matches_and_close_session_one() {
+    let store = SessionStore::with_options(StoreOptions::new().shards(4).parallel_threshold(0));
+    for i in 0..1000 {
+        store
+            .insert([("$SessionId", format!("s{i}")), ("n", (i % 7).to_string())])
+            .unwrap();
+    }
+    assert_eq!(store.close("n is '3'").unwrap(), 143);
+    assert_eq!(store.count("n is '3'").unwrap(), 0);
+    assert_eq!(store.len(), 857);
+    assert!(store.close_session("s0"));
+    assert!(!store.close_session("s0"));
+    assert!(!store.close_session("s3"), "closed by the filter");
+    assert_eq!(store.len(), 856);
+    // Ids can be reused once closed.
+    store.insert([("$SessionId", "s3")]).unwrap();
+    assert_eq!(store.close("all").unwrap(), 857);
+    assert!(store.is_empty());
+}
+
+// --- Concurrency --------------------------------------------------------------
+
+#[test]
+fn readers_never_see_a_half_changed_session_while_writers_flip_roles() {
+    let store = Arc::new(SessionStore::with_options(
+        StoreOptions::new().shards(8).parallel_threshold(0),
+    ));
+    const N: usize = 4000;
+    for i in 0..N {
+        store
+            .insert([
+                ("$SessionId", format!("s{i}")),
+                ("$Roles", "\"A\"".to_string()),
+            ])
+            .unwrap();
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let flips = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for w in 0..2 {
+        let (store, done, flips) = (store.clone(), done.clone(), flips.clone());
+        handles.push(std::thread::spawn(move || {
+            let (from, to) = if w == 0 { ("A", "B") } else { ("B", "A") };
+            for _ in 0..40 {
+                let filter = format!("hasRoles ['{from}']");
+                store.change_roles(&filter, &[from], &[to]).unwrap();
+                flips.fetch_add(1, Ordering::Relaxed);
+            }
+            done.store(true, Ordering::Relaxed);
+        }));
+    }
+    let mut reads = 0;
+    while !done.load(Ordering::Relaxed) || reads < 20 {
+        // Each session has exactly one of A and B at every moment.
+        assert_eq!(store.count("hasRoles ['A'] or hasRoles ['B']").unwrap(), N);
+        assert_eq!(store.count("hasRoles ['A'] and hasRoles ['B']").unwrap(), 0);
+        assert_eq!(store.count("not has $Roles or $Roles is ''").unwrap(), 0);
+        reads += 1;
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(flips.load(Ordering::Relaxed), 80);
+    assert_eq!(store.count("$Roles in ['\"A\"', '\"B\"']").unwrap(), N);
+}
+
+#[test]
+fn inserts_racing_closes_lose_nothing_and_count_nothing_twice() {
+    let store = Arc::new(SessionStore::with_options(
+        StoreOptions::new().shards(8).parallel_threshold(0),
+    ));
+    let inserting = Arc::new(AtomicUsize::new(3));
+    let mut inserters = Vec::new();
+    for t in 0..3 {
+        let (store, inserting) = (store.clone(), inserting.clone());
+        inserters.push(std::thread::spawn(move || {
+            for i in 0..3000 {
+                store
+                    .insert([("$SessionId", format!("t{t}-{i}")), ("gen", "x".into())])
+                    .unwrap();
+            }
+            inserting.fetch_sub(1, Ordering::Relaxed);
+        }));
+    }
+    let mut closed = 0;
+    let mut by_id = 0;
+    let mut round = 0;
+    while inserting.load(Ordering::Relaxed) > 0 {
+        closed += store
+            .close("gen is 'x' and not $SessionId in ['t0-7', 't1-7', 't2-7']")
+            .unwrap();
+        round += 1;
+        for t in 0..3 {
+            by_id += usize::from(store.close_session(&format!("t{t}-{}", round * 13 % 3000)));
+        }
+    }
+    for h in inserters {
+        h.join().unwrap();
+    }
+    closed += store.close("gen is 'x'").unwrap();
+    assert_eq!(
+        closed + by_id,
+        9000,
+        "every inserted session was closed exactly once"
+    );
+    assert!(store.is_empty());
+}
+
+#[test]
+fn concurrent_close_session_succeeds_exactly_once() {
+    let store = Arc::new(SessionStore::new());
+    for i in 0..200 {
+        store.insert([("$SessionId", format!("s{i}"))]).unwrap();
+    }
+    let wins: Vec<usize> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..200)
+                    .filter(|i| store.close_session(&format!("s{i}")))
+                    .count()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(wins.iter().sum::<usize>(), 200);
+    assert!(store.is_empty());
+}
+
+// --- Model-based property test ----------------------------------------------
+
+type Model = Vec<BTreeMap<String, String>>;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert(Vec<(String, String)>),
+    Close(String),
+    CloseSession(String),
+    ChangeRoles(String, Vec<String>, Vec<String>),
+    ChangeSessionRoles(String, Vec<String>, Vec<String>),
+    SetProperties(String, Vec<(String, String)>),
+    RemoveProperties(String, Vec<String>),
+    Count(String),
+    Select(String),
+    Get(String),
+}
+
+fn id() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["a", "b", "c", "d", "e"]).prop_map(String::from)
+}
+
+fn user_key() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["k", "m", "Tier", "bad key", "$Principal", ""]).prop_map(String::from)
+}
+
+fn value() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["1", "2", "", "x'y"]).prop_map(String::from)
+}
+
+fn role() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["r", "s", "t", ""]).prop_map(String::from)
+}
+
+fn filter() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "all",
+        "not all",
+        "k is '1'",
+        "k ne '1'",
+        "has Tier",
+        "hasRoles ['r']",
+        "hasRoles ['r' 's']",
+        "$Roles is ''",
+        "$Roles is '\"s\"'",
+        "$Principal in ['p1', 'p2'] or has m",
+        "not (k is '2' or m is '1') and has $Roles",
+        "$SessionId in ['a', 'c']",
+        "k is",
+    ])
+    .prop_map(String::from)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let props = || prop::collection::vec((user_key(), value()), 0..3);
+    prop_oneof![
+        3 => (id(), prop::option::of(prop::sample::select(vec!["p1", "p2"])), props(),
+              prop::option::of(prop::collection::vec(role(), 0..3)))
+            .prop_map(|(id, principal, user, roles)| {
+                let mut p = vec![("$SessionId".to_string(), id)];
+                if let Some(pr) = principal {
+                    p.push(("$Principal".into(), pr.into()));
+                }
+                p.extend(user);
+                if let Some(r) = roles {
+                    p.push(("$Roles".into(), roles_to_string(r)));
+                }
+                Op::Insert(p)
+            }),
+        1 => filter().prop_map(Op::Close),
+        1 => id().prop_map(Op::CloseSession),
+        2 => (filter(), prop::collection::vec(role(), 0..3), prop::collection::vec(role(), 0..3))
+            .prop_map(|(f, r, a)| Op::ChangeRoles(f, r, a)),
+        1 => (id(), prop::collection::vec(role(), 0..2), prop::collection::vec(role(), 0..2))
+            .prop_map(|(i, r, a)| Op::ChangeSessionRoles(i, r, a)),
+        1 => (id(), props()).prop_map(|(i, p)| Op::SetProperties(i, p)),
+        1 => (id(), prop::collection::vec(user_key(), 0..3)).prop_map(|(i, k)| Op::RemoveProperties(i, k)),
+        2 => filter().prop_map(Op::Count),
+        1 => filter().prop_map(Op::Select),
+        1 => id().prop_map(Op::Get),
+    ]
+}
+
+fn model_matches(filter: &str, s: &BTreeMap<String, String>) -> bool {
+    let f = Filter::parse(filter).unwrap();
+    let map: HashMap<String, String> = s.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    reference::matches_map(f.expr(), &map)
+}
+
+fn change_model_roles(s: &mut BTreeMap<String, String>, remove: &[String], add: &[String]) {
+    let mut roles = string_to_roles(s.get("$Roles").map_or("", String::as_str)).unwrap();
+    roles.retain(|r| !remove.contains(r));
+    for a in add {
+        if !roles.contains(a) {
+            roles.push(a.clone());
+        }
+    }
+    s.insert("$Roles".into(), roles_to_string(roles));
+}
+
+fn valid_user_key(k: &str) -> bool {
+    !k.starts_with('$') && session_filter::validate_user_key(k).is_ok()
+}
+
+fn has_dup(keys: impl IntoIterator<Item = String>) -> bool {
+    let mut seen = Vec::new();
+    keys.into_iter().any(|k| {
+        let dup = seen.contains(&k);
+        seen.push(k);
+        dup
+    })
+}
+
+/// Applies `op` to the model; returns what the store should answer, as text.
+fn apply_model(model: &mut Model, op: &Op) -> String {
+    let bad_filter = |f: &str| Filter::parse(f).is_err();
+    let find = |model: &Model, id: &str| model.iter().position(|s| s["$SessionId"] == id);
+    match op {
+        Op::Insert(props) => {
+            let id = &props[0].1;
+            let keys = props.iter().map(|(k, _)| k.clone());
+            if has_dup(keys)
+                || props
+                    .iter()
+                    .any(|(k, _)| !k.starts_with('$') && !valid_user_key(k))
+            {
+                return "err".into();
+            }
+            if find(model, id).is_some() {
+                return "err".into();
+            }
+            let mut s: BTreeMap<String, String> = props.iter().cloned().collect();
+            if let Some(r) = s.get("$Roles").cloned() {
+                s.insert(
+                    "$Roles".into(),
+                    roles_to_string(string_to_roles(&r).unwrap()),
+                );
+            }
+            model.push(s);
+            "ok".into()
+        }
+        Op::Close(f) if bad_filter(f) => "err".into(),
+        Op::Close(f) => {
+            let before = model.len();
+            model.retain(|s| !model_matches(f, s));
+            (before - model.len()).to_string()
+        }
+        Op::CloseSession(id) => match find(model, id) {
+            Some(i) => {
+                model.remove(i);
+                "true".into()
+            }
+            None => "false".into(),
+        },
+        Op::ChangeRoles(f, _, _) if bad_filter(f) => "err".into(),
+        Op::ChangeRoles(f, remove, add) => {
+            let mut n = 0;
+            for s in model.iter_mut().filter(|s| model_matches(f, s)) {
+                change_model_roles(s, remove, add);
+                n += 1;
+            }
+            n.to_string()
+        }
+        Op::ChangeSessionRoles(id, remove, add) => match find(model, id) {
+            Some(i) => {
+                change_model_roles(&mut model[i], remove, add);
+                "ok".into()
+            }
+            None => "err".into(),
+        },
+        Op::SetProperties(id, props) => {
+            if props.iter().any(|(k, _)| !valid_user_key(k))
+                || has_dup(props.iter().map(|(k, _)| k.clone()))
+            {
+                return "err".into();
+            }
+            match find(model, id) {
+                Some(i) => {
+                    model[i].extend(props.iter().cloned());
+                    "ok".into()
+                }
+                None => "err".into(),
+            }
+        }
+        Op::RemoveProperties(id, keys) => {
+            if keys.iter().any(|k| !valid_user_key(k)) {
+                return "err".into();
+            }
+            match find(model, id) {
+                Some(i) => {
+                    for k in keys {
+                        model[i].remove(k);
+                    }
+                    "ok".into()
+                }
+                None => "err".into(),
+            }
+        }
+        Op::Count(f) if bad_filter(f) => "err".into(),
+        Op::Count(f) => model
+            .iter()
+            .filter(|s| model_matches(f, s))
+            .count()
+            .to_string(),
+        Op::Select(f) if bad_filter(f) => "err".into(),
+        Op::Select(f) => {
+            let mut ids: Vec<String> = model
+                .iter()
+                .filter(|s| model_matches(f, s))
+                .map(|s| s["$SessionId"].clone())
+                .collect();
+            ids.sort();
+            format!("{ids:?}")
+        }
+        Op::Get(id) => format!("{:?}", find(model, id).map(|i| model[i].clone())),
+    }
+}
+
+fn apply_store(store: &SessionStore, op: &Op) -> String {
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    fn ok<T>(r: Result<T, Error>, f: impl Fn(T) -> String) -> String {
+        r.map_or_else(|_| "err".into(), f)
+    }
+    match op {
+        Op::Insert(p) => ok(
+            store.insert(p.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            |_| "ok".into(),
+        ),
+        Op::Close(f) => ok(store.close(f), |n| n.to_string()),
+        Op::CloseSession(id) => store.close_session(id).to_string(),
+        Op::ChangeRoles(f, r, a) => {
+            ok(store.change_roles(f, &strs(r), &strs(a)), |n| n.to_string())
+        }
+        Op::ChangeSessionRoles(id, r, a) => {
+            ok(store.change_session_roles(id, &strs(r), &strs(a)), |_| {
+                "ok".into()
+            })
+        }
+        Op::SetProperties(id, p) => ok(
+            store.set_properties(id, p.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            |_| "ok".into(),
+        ),
+        Op::RemoveProperties(id, keys) => {
+            ok(store.remove_properties(id, &strs(keys)), |_| "ok".into())
+        }
+        Op::Count(f) => ok(store.count(f), |n| n.to_string()),
+        Op::Select(f) => ok(store.select(f), |ids| format!("{:?}", sorted(ids))),
+        Op::Get(id) => format!("{:?}", store.get(id)),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn store_agrees_with_a_simple_model(ops in prop::collection::vec(op(), 1..40)) {
+        let store = SessionStore::with_options(StoreOptions::new().shards(3));
+        let mut model: Model = Vec::new();
+        for (step, op) in ops.iter().enumerate() {
+            let want = apply_model(&mut model, op);
+            let got = apply_store(&store, op);
+            prop_assert_eq!(got, want, "step {}: {:?}", step, op);
+            prop_assert_eq!(store.len(), model.len());
+        }
+    }
+}
