@@ -130,18 +130,39 @@ impl Program {
 
     /// How many of `sessions` match.
     pub fn count(&self, sessions: &[Session]) -> usize {
-        let mut scratch = self.scratch();
-        sessions
-            .chunks(BLOCK)
-            .map(|block| self.eval_block(block, &mut scratch).count_ones() as usize)
-            .sum()
+        self.count_live(sessions, None)
     }
 
     /// Calls `f` with the index of each matching session, in order.
-    pub fn for_each_match(&self, sessions: &[Session], mut f: impl FnMut(usize)) {
+    pub fn for_each_match(&self, sessions: &[Session], f: impl FnMut(usize)) {
+        self.for_each_match_live(sessions, None, f)
+    }
+
+    /// [`Program::count`] over the sessions whose bit is set in `live`
+    /// (bit `i % 64` of word `i / 64`; all of them when `None`).
+    pub(crate) fn count_live(&self, sessions: &[Session], live: Option<&[u64]>) -> usize {
+        let mut scratch = self.scratch();
+        sessions
+            .chunks(BLOCK)
+            .enumerate()
+            .map(|(b, block)| {
+                let mask = block_mask(block.len(), live, b);
+                self.eval_block(block, mask, &mut scratch).count_ones() as usize
+            })
+            .sum()
+    }
+
+    /// [`Program::for_each_match`] over the sessions whose bit is set in `live`.
+    pub(crate) fn for_each_match_live(
+        &self,
+        sessions: &[Session],
+        live: Option<&[u64]>,
+        mut f: impl FnMut(usize),
+    ) {
         let mut scratch = self.scratch();
         for (b, block) in sessions.chunks(BLOCK).enumerate() {
-            let mut bits = self.eval_block(block, &mut scratch);
+            let mask = block_mask(block.len(), live, b);
+            let mut bits = self.eval_block(block, mask, &mut scratch);
             while bits != 0 {
                 f(b * BLOCK + bits.trailing_zeros() as usize);
                 bits &= bits - 1;
@@ -229,14 +250,12 @@ impl Program {
     /// The match mask of a block of at most 64 sessions. `arrive[i]` collects
     /// the sessions that reach op `i`; ops run in order since jumps only go
     /// forward.
-    fn eval_block(&self, block: &[Session], arrive: &mut [u64]) -> u64 {
+    fn eval_block(&self, block: &[Session], all: u64, arrive: &mut [u64]) -> u64 {
         let inner = &*self.0;
         let n = inner.ops.len();
-        let all = if block.len() == BLOCK {
-            u64::MAX
-        } else {
-            (1u64 << block.len()) - 1
-        };
+        if all == 0 {
+            return 0;
+        }
         arrive.fill(0);
         arrive[inner.entry as usize] = all;
         let start = inner.entry as usize;
@@ -254,7 +273,53 @@ impl Program {
     }
 }
 
+/// The sessions of block `b` (of `len` sessions) to evaluate.
+fn block_mask(len: usize, live: Option<&[u64]>, b: usize) -> u64 {
+    let all = if len == BLOCK {
+        u64::MAX
+    } else {
+        (1u64 << len) - 1
+    };
+    match live {
+        Some(words) => all & words.get(b).copied().unwrap_or(0),
+        None => all,
+    }
+}
+
+impl Program {
+    /// The ops, for the store's index planner.
+    pub(crate) fn ops(&self) -> &[Op] {
+        &self.0.ops
+    }
+
+    /// The entry op (or `len()` for match, `len() + 1` for no match).
+    pub(crate) fn entry(&self) -> usize {
+        self.0.entry as usize
+    }
+
+    /// The ids of a pool.
+    pub(crate) fn pool(&self, p: Pool) -> &[Sym] {
+        self.0.pool(p)
+    }
+
+    /// The role sets of a `RolesIn` test.
+    pub(crate) fn sets(&self, p: Pool) -> &[Pool] {
+        self.0.sets_of(p)
+    }
+
+    /// Runs one test on one session.
+    pub(crate) fn test(&self, test: Test, session: &Session) -> bool {
+        self.0.test(test, session)
+    }
+}
+
 impl Inner {
+    fn sets_of(&self, p: Pool) -> &[Pool] {
+        self.sets
+            .get(p.start as usize..(p.start + p.len) as usize)
+            .unwrap_or(&[])
+    }
+
     fn pool(&self, p: Pool) -> &[Sym] {
         self.syms
             .get(p.start as usize..(p.start + p.len) as usize)
@@ -278,9 +343,7 @@ impl Inner {
             Test::HasRoles { roles } => has_all(&s.roles, self.pool(roles)),
             Test::RolesEq { roles } => same_set(&s.roles, self.pool(roles)),
             Test::RolesIn { sets } => self
-                .sets
-                .get(sets.start as usize..(sets.start + sets.len) as usize)
-                .unwrap_or(&[])
+                .sets_of(sets)
                 .iter()
                 .any(|&set| same_set(&s.roles, self.pool(set))),
         }
@@ -366,13 +429,7 @@ impl Inner {
             Test::HasRoles { roles } => format!("hasRoles {}", list(roles)),
             Test::RolesEq { roles } => format!("$Roles is the set {}", list(roles)),
             Test::RolesIn { sets } => {
-                let sets: Vec<String> = self
-                    .sets
-                    .get(sets.start as usize..(sets.start + sets.len) as usize)
-                    .unwrap_or(&[])
-                    .iter()
-                    .map(|&p| list(p))
-                    .collect();
+                let sets: Vec<String> = self.sets_of(sets).iter().map(|&p| list(p)).collect();
                 let mut sets = sets;
                 sets.sort();
                 format!("$Roles is one of the sets [{}]", sets.join(", "))

@@ -2,6 +2,8 @@
 //! conformance cases.
 #![allow(dead_code)]
 
+pub mod strategies;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;

@@ -1,0 +1,497 @@
+//! Inverted indexes over a shard's session slots, and the planner that
+//! answers a compiled filter with them.
+//!
+//! For each `(key, value)`, each key and each role, the index keeps the set
+//! of slots (a [`Posting`]) holding it, plus the slots by number of roles (for
+//! `$Roles` equality). A posting starts as a small sorted vector, since most
+//! values of high-cardinality keys (`$ClientIP`, `$StartTime`) belong to one
+//! session, and becomes a roaring bitmap when it grows.
+//!
+//! The planner runs the same branching program as the VM, but over sets of
+//! slots instead of one session: the slots reaching an op are split into
+//! those for which the test holds (sent to its true target) and the rest
+//! (sent to its false target). Each test is answered from the postings, or,
+//! when few slots reach it and its postings are large, by testing those
+//! slots' sessions directly. When even the first op would test every
+//! session, the whole filter runs as a block scan instead.
+
+use ahash::AHashMap;
+use roaring::RoaringBitmap;
+use smallvec::SmallVec;
+
+use crate::intern::Sym;
+use crate::session::{Session, ROLES_SLOT};
+use crate::vm::{Pool, Program, Test};
+
+/// A posting stays a sorted vector up to this many slots.
+const SMALL_MAX: usize = 24;
+
+/// The slots that hold one key, value or role.
+#[derive(Clone, Debug)]
+pub(super) enum Posting {
+    Small(SmallVec<[u32; 4]>),
+    Big(RoaringBitmap),
+}
+
+impl Default for Posting {
+    fn default() -> Posting {
+        Posting::Small(SmallVec::new())
+    }
+}
+
+impl Posting {
+    fn insert(&mut self, slot: u32) {
+        match self {
+            Posting::Small(v) => {
+                if let Err(i) = v.binary_search(&slot) {
+                    if v.len() < SMALL_MAX {
+                        v.insert(i, slot);
+                    } else {
+                        let mut big: RoaringBitmap = v.iter().copied().collect();
+                        big.insert(slot);
+                        *self = Posting::Big(big);
+                    }
+                }
+            }
+            Posting::Big(b) => {
+                b.insert(slot);
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: u32) {
+        match self {
+            Posting::Small(v) => {
+                if let Ok(i) = v.binary_search(&slot) {
+                    v.remove(i);
+                }
+            }
+            Posting::Big(b) => {
+                b.remove(slot);
+            }
+        }
+    }
+
+    pub(super) fn len(&self) -> u64 {
+        match self {
+            Posting::Small(v) => v.len() as u64,
+            Posting::Big(b) => b.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn to_bitmap(&self) -> RoaringBitmap {
+        match self {
+            Posting::Small(v) => {
+                RoaringBitmap::from_sorted_iter(v.iter().copied()).unwrap_or_default()
+            }
+            Posting::Big(b) => b.clone(),
+        }
+    }
+
+    fn union_into(&self, acc: &mut RoaringBitmap) {
+        match self {
+            Posting::Small(v) => acc.extend(v.iter().copied()),
+            Posting::Big(b) => *acc |= b,
+        }
+    }
+
+    fn intersect(&self, acc: &RoaringBitmap) -> RoaringBitmap {
+        match self {
+            Posting::Small(v) => v.iter().copied().filter(|&s| acc.contains(s)).collect(),
+            Posting::Big(b) => b & acc,
+        }
+    }
+
+    /// Heap bytes held, roughly.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Posting::Small(v) if v.spilled() => v.capacity() * 4,
+            Posting::Small(_) => 0,
+            Posting::Big(b) => b.serialized_size(),
+        }
+    }
+}
+
+/// A key of the index: a fixed property by slot, or another key by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct KeyId(u64);
+
+impl KeyId {
+    fn fixed(slot: usize) -> KeyId {
+        KeyId(slot as u64)
+    }
+
+    fn other(key: Sym) -> KeyId {
+        KeyId((1 << 32) | u64::from(key.as_u32()))
+    }
+}
+
+/// The indexes of one shard.
+#[derive(Default)]
+pub(super) struct Index {
+    values: AHashMap<(KeyId, Sym), Posting>,
+    keys: AHashMap<KeyId, Posting>,
+    roles: AHashMap<Sym, Posting>,
+    /// Slots by their number of roles: every live slot is in exactly one.
+    role_counts: AHashMap<u32, Posting>,
+}
+
+fn add_to<K: std::hash::Hash + Eq>(map: &mut AHashMap<K, Posting>, key: K, slot: u32) {
+    map.entry(key).or_default().insert(slot);
+}
+
+/// Removes `slot` from the posting of `key`, dropping the posting when empty
+/// so the index never holds more than the live sessions need.
+fn remove_from<K: std::hash::Hash + Eq>(map: &mut AHashMap<K, Posting>, key: K, slot: u32) {
+    if let Some(p) = map.get_mut(&key) {
+        p.remove(slot);
+        if p.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+impl Index {
+    /// Indexes the session in `slot`.
+    pub(super) fn add(&mut self, slot: u32, s: &Session) {
+        for (i, &v) in s.fixed.iter().enumerate() {
+            if v == Sym::NONE {
+                continue;
+            }
+            add_to(&mut self.keys, KeyId::fixed(i), slot);
+            if i != ROLES_SLOT {
+                add_to(&mut self.values, (KeyId::fixed(i), v), slot);
+            }
+        }
+        for &(k, v) in &s.others {
+            add_to(&mut self.keys, KeyId::other(k), slot);
+            add_to(&mut self.values, (KeyId::other(k), v), slot);
+        }
+        self.add_roles(slot, s);
+    }
+
+    /// Forgets the session in `slot`.
+    pub(super) fn remove(&mut self, slot: u32, s: &Session) {
+        for (i, &v) in s.fixed.iter().enumerate() {
+            if v == Sym::NONE {
+                continue;
+            }
+            remove_from(&mut self.keys, KeyId::fixed(i), slot);
+            if i != ROLES_SLOT {
+                remove_from(&mut self.values, (KeyId::fixed(i), v), slot);
+            }
+        }
+        for &(k, v) in &s.others {
+            remove_from(&mut self.keys, KeyId::other(k), slot);
+            remove_from(&mut self.values, (KeyId::other(k), v), slot);
+        }
+        self.remove_roles(slot, s);
+    }
+
+    /// Indexes the roles (and `$Roles` presence) of the session in `slot`.
+    pub(super) fn add_roles(&mut self, slot: u32, s: &Session) {
+        for &r in &s.roles {
+            add_to(&mut self.roles, r, slot);
+        }
+        add_to(&mut self.role_counts, s.roles.len() as u32, slot);
+    }
+
+    /// Forgets the roles of the session in `slot`.
+    pub(super) fn remove_roles(&mut self, slot: u32, s: &Session) {
+        for &r in &s.roles {
+            remove_from(&mut self.roles, r, slot);
+        }
+        remove_from(&mut self.role_counts, s.roles.len() as u32, slot);
+    }
+
+    /// Marks `$Roles` present for `slot` (a role change always writes it).
+    pub(super) fn roles_written(&mut self, slot: u32) {
+        add_to(&mut self.keys, KeyId::fixed(ROLES_SLOT), slot);
+    }
+
+    /// Heap bytes the index holds, roughly: postings plus map entries.
+    pub(super) fn heap_bytes(&self) -> usize {
+        fn map<K>(m: &AHashMap<K, Posting>) -> usize {
+            let entry = std::mem::size_of::<K>() + std::mem::size_of::<Posting>() + 1;
+            m.capacity() * entry + m.values().map(Posting::heap_bytes).sum::<usize>()
+        }
+        map(&self.values) + map(&self.keys) + map(&self.roles) + map(&self.role_counts)
+    }
+
+    /// The postings a test reads: how many, and their total size.
+    fn postings_of<'a>(
+        &'a self,
+        program: &Program,
+        test: Test,
+    ) -> SmallVec<[Option<&'a Posting>; 4]> {
+        let value = |key: KeyId, v: Sym| self.values.get(&(key, v));
+        match test {
+            Test::FixedEq { slot, value: v } => {
+                smallvec::smallvec![value(KeyId::fixed(slot as usize), v)]
+            }
+            Test::FixedIn { slot, values } => program
+                .pool(values)
+                .iter()
+                .map(|&v| value(KeyId::fixed(slot as usize), v))
+                .collect(),
+            Test::FixedHas { slot } => {
+                smallvec::smallvec![self.keys.get(&KeyId::fixed(slot as usize))]
+            }
+            Test::OtherEq { key, value: v } => smallvec::smallvec![value(KeyId::other(key), v)],
+            Test::OtherIn { key, values } => program
+                .pool(values)
+                .iter()
+                .map(|&v| value(KeyId::other(key), v))
+                .collect(),
+            Test::OtherHas { key } => smallvec::smallvec![self.keys.get(&KeyId::other(key))],
+            Test::HasRoles { roles } => program
+                .pool(roles)
+                .iter()
+                .map(|r| self.roles.get(r))
+                .collect(),
+            Test::RolesEq { roles } => {
+                let mut p: SmallVec<[Option<&Posting>; 4]> = program
+                    .pool(roles)
+                    .iter()
+                    .map(|r| self.roles.get(r))
+                    .collect();
+                p.push(self.role_counts.get(&roles.len));
+                p
+            }
+            Test::RolesIn { sets } => program
+                .sets(sets)
+                .iter()
+                .flat_map(|&set| {
+                    program
+                        .pool(set)
+                        .iter()
+                        .map(|r| self.roles.get(r))
+                        .chain([self.role_counts.get(&set.len)])
+                })
+                .collect(),
+        }
+    }
+
+    /// The live slots for which `test` holds, from the postings alone.
+    fn answer(&self, program: &Program, test: Test) -> RoaringBitmap {
+        let intersection = |posts: &mut dyn Iterator<Item = Option<&Posting>>| -> RoaringBitmap {
+            let mut posts: SmallVec<[&Posting; 4]> = match posts.collect::<Option<_>>() {
+                Some(p) => p,
+                None => return RoaringBitmap::new(),
+            };
+            posts.sort_by_key(|p| p.len());
+            let mut iter = posts.into_iter();
+            let Some(first) = iter.next() else {
+                return RoaringBitmap::new();
+            };
+            let mut acc = first.to_bitmap();
+            for p in iter {
+                if acc.is_empty() {
+                    break;
+                }
+                acc = p.intersect(&acc);
+            }
+            acc
+        };
+        let role_set = |set: Pool| -> RoaringBitmap {
+            let mut posts = program
+                .pool(set)
+                .iter()
+                .map(|r| self.roles.get(r))
+                .chain([self.role_counts.get(&set.len)]);
+            intersection(&mut posts)
+        };
+        match test {
+            Test::HasRoles { roles } => {
+                intersection(&mut program.pool(roles).iter().map(|r| self.roles.get(r)))
+            }
+            Test::RolesEq { roles } => role_set(roles),
+            Test::RolesIn { sets } => {
+                let mut acc = RoaringBitmap::new();
+                for &set in program.sets(sets) {
+                    acc |= role_set(set);
+                }
+                acc
+            }
+            // Everything else is one posting or the union of several.
+            test => {
+                let mut acc = RoaringBitmap::new();
+                for p in self.postings_of(program, test).into_iter().flatten() {
+                    p.union_into(&mut acc);
+                }
+                acc
+            }
+        }
+    }
+}
+
+/// A set of slots reaching an op: all live slots, or some.
+#[derive(Clone)]
+enum Reach {
+    All,
+    Some(RoaringBitmap),
+}
+
+impl Reach {
+    fn len(&self, live: u64) -> u64 {
+        match self {
+            Reach::All => live,
+            Reach::Some(b) => b.len(),
+        }
+    }
+
+    fn union(a: Option<Reach>, b: Reach) -> Reach {
+        match (a, b) {
+            (None, b) => b,
+            (Some(Reach::All), _) | (_, Reach::All) => Reach::All,
+            (Some(Reach::Some(mut x)), Reach::Some(y)) => {
+                x |= y;
+                Reach::Some(x)
+            }
+        }
+    }
+}
+
+/// How one op was answered, for `explain`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct OpStats {
+    /// Shards where the postings answered the op.
+    pub by_index: usize,
+    /// Shards where the op tested the reaching sessions one by one.
+    pub by_test: usize,
+    /// Slots that reached the op, over all shards.
+    pub reached: u64,
+    /// Of those, slots for which the test held.
+    pub held: u64,
+}
+
+/// What a shard's evaluation found.
+pub(super) enum Answer {
+    /// The matching slots.
+    Slots(RoaringBitmap),
+    /// Not worth the index: run a block scan.
+    Scan,
+}
+
+/// Rough costs, in nanoseconds, that decide between postings and tests.
+const COST_PER_POSTING: u64 = 60;
+const COST_PER_POSTED_SLOT: u64 = 1;
+const COST_PER_TESTED_SESSION: u64 = 40;
+
+/// Answers `program` for a shard from its index, or says a scan is better.
+/// `stats`, when given, collects how each op was answered.
+pub(super) fn evaluate(
+    index: &Index,
+    program: &Program,
+    sessions: &[Session],
+    live: &RoaringBitmap,
+    mut stats: Option<&mut [OpStats]>,
+) -> Answer {
+    let ops = program.ops();
+    let n = ops.len();
+    let live_len = live.len();
+    let entry = program.entry();
+    if entry >= n {
+        return Answer::Slots(if entry == n {
+            live.clone()
+        } else {
+            RoaringBitmap::new()
+        });
+    }
+    let mut reach: Vec<Option<Reach>> = vec![None; n + 2];
+    reach[entry] = Some(Reach::All);
+    for pc in entry..n {
+        let Some(here) = reach[pc].take() else {
+            continue;
+        };
+        let op = ops[pc];
+        let here_len = here.len(live_len);
+        if here_len == 0 {
+            continue;
+        }
+        let posts = index.postings_of(program, op.test);
+        let index_cost = posts.len() as u64 * COST_PER_POSTING
+            + posts.iter().flatten().map(|p| p.len()).sum::<u64>() * COST_PER_POSTED_SLOT;
+        let test_cost = here_len * COST_PER_TESTED_SESSION;
+        let by_index = index_cost <= test_cost;
+        if !by_index && matches!(here, Reach::All) {
+            // Testing every session one by one: the block scan does that best.
+            return Answer::Scan;
+        }
+        let yes = if by_index {
+            let answer = index.answer(program, op.test);
+            match &here {
+                Reach::All => answer,
+                Reach::Some(b) => answer & b,
+            }
+        } else {
+            let Reach::Some(b) = &here else {
+                return Answer::Scan;
+            };
+            b.iter()
+                .filter(|&slot| {
+                    sessions
+                        .get(slot as usize)
+                        .is_some_and(|s| program.test(op.test, s))
+                })
+                .collect()
+        };
+        if let Some(stats) = stats.as_deref_mut() {
+            let st = &mut stats[pc];
+            if by_index {
+                st.by_index += 1;
+            } else {
+                st.by_test += 1;
+            }
+            st.reached += here_len;
+            st.held += yes.len();
+        }
+        let (t, f) = (op.on_true as usize, op.on_false as usize);
+        let fail = n + 1;
+        if f != fail {
+            let no = match here {
+                Reach::All => live - &yes,
+                Reach::Some(b) => b - &yes,
+            };
+            reach[f] = Some(Reach::union(reach[f].take(), Reach::Some(no)));
+        }
+        if t != fail {
+            reach[t] = Some(Reach::union(reach[t].take(), Reach::Some(yes)));
+        }
+    }
+    Answer::Slots(match reach[n].take() {
+        Some(Reach::All) => live.clone(),
+        Some(Reach::Some(b)) => b,
+        None => RoaringBitmap::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postings_grow_from_small_to_bitmap_and_back_to_empty() {
+        let mut p = Posting::default();
+        for s in (0..100).rev() {
+            p.insert(s * 3);
+        }
+        p.insert(3);
+        assert!(matches!(p, Posting::Big(_)));
+        assert_eq!(p.len(), 100);
+        for s in 0..100 {
+            p.remove(s * 3);
+        }
+        assert!(p.is_empty());
+        let mut small = Posting::default();
+        small.insert(9);
+        small.insert(2);
+        assert_eq!(small.to_bitmap().iter().collect::<Vec<_>>(), [2, 9]);
+        let acc: RoaringBitmap = [2, 3].into_iter().collect();
+        assert_eq!(small.intersect(&acc).iter().collect::<Vec<_>>(), [2]);
+    }
+}

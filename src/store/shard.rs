@@ -1,0 +1,178 @@
+//! One shard of a store: sessions in stable slots, the id index, the live
+//! set, and the optional inverted index. Every change to a session goes
+//! through here, so the indexes always describe the sessions exactly.
+
+use ahash::AHashMap;
+use roaring::RoaringBitmap;
+
+use super::index::{self, Answer, Index, OpStats};
+use crate::intern::{self, Sym};
+use crate::session::Session;
+use crate::util::properties::SESSION_ID;
+use crate::vm::Program;
+
+#[derive(Default)]
+pub(super) struct Shard {
+    /// Sessions by slot; free slots hold an empty session (which holds no strings).
+    sessions: Vec<Session>,
+    /// Live slots, one bit each, for block scans.
+    live_words: Vec<u64>,
+    /// Live slots, for the index planner.
+    live: RoaringBitmap,
+    /// Free slots, reused first so slots stay dense.
+    free: Vec<u32>,
+    /// `$SessionId` (by id; the session holds the string) → slot.
+    positions: AHashMap<Sym, u32>,
+    index: Option<Index>,
+}
+
+fn id_sym(session: &Session) -> Sym {
+    session.get_sym(SESSION_ID).unwrap_or(Sym::NONE)
+}
+
+impl Shard {
+    pub(super) fn new(indexed: bool) -> Shard {
+        Shard {
+            index: indexed.then(Index::default),
+            ..Shard::default()
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// The slot of the session with this id.
+    pub(super) fn slot(&self, id: &str) -> Option<u32> {
+        self.positions.get(&intern::lookup(id)?).copied()
+    }
+
+    pub(super) fn contains_id(&self, id: Sym) -> bool {
+        self.positions.contains_key(&id)
+    }
+
+    pub(super) fn session(&self, slot: u32) -> &Session {
+        &self.sessions[slot as usize]
+    }
+
+    /// Adds a session whose id the caller checked is new.
+    pub(super) fn insert(&mut self, session: Session) {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.sessions.push(Session::empty());
+                (self.sessions.len() - 1) as u32
+            }
+        };
+        let word = slot as usize / 64;
+        if self.live_words.len() <= word {
+            self.live_words.resize(word + 1, 0);
+        }
+        self.live_words[word] |= 1 << (slot % 64);
+        self.live.insert(slot);
+        self.positions.insert(id_sym(&session), slot);
+        if let Some(index) = &mut self.index {
+            index.add(slot, &session);
+        }
+        self.sessions[slot as usize] = session;
+    }
+
+    /// Removes the session in `slot`.
+    pub(super) fn remove(&mut self, slot: u32) {
+        let session = std::mem::replace(&mut self.sessions[slot as usize], Session::empty());
+        if let Some(index) = &mut self.index {
+            index.remove(slot, &session);
+        }
+        self.positions.remove(&id_sym(&session));
+        self.live_words[slot as usize / 64] &= !(1 << (slot % 64));
+        self.live.remove(slot);
+        self.free.push(slot);
+        // An emptied shard gives its memory back.
+        if self.live.is_empty() {
+            *self = Shard::new(self.index.is_some());
+        }
+    }
+
+    /// Puts `session` (same id) in place of the one in `slot`.
+    pub(super) fn replace(&mut self, slot: u32, session: Session) {
+        if let Some(index) = &mut self.index {
+            index.remove(slot, &self.sessions[slot as usize]);
+            index.add(slot, &session);
+        }
+        self.sessions[slot as usize] = session;
+    }
+
+    /// Changes the session in `slot` with `f`, which may touch only its roles.
+    pub(super) fn change_roles(&mut self, slot: u32, f: impl FnOnce(&mut Session)) {
+        let session = &mut self.sessions[slot as usize];
+        if let Some(index) = &mut self.index {
+            index.remove_roles(slot, session);
+            f(session);
+            index.add_roles(slot, session);
+            index.roles_written(slot);
+        } else {
+            f(session);
+        }
+    }
+
+    /// The slots of the sessions that match, in slot order.
+    pub(super) fn matching(&self, program: &Program, use_index: bool) -> Vec<u32> {
+        if use_index {
+            if let Some(index) = &self.index {
+                if let Answer::Slots(slots) =
+                    index::evaluate(index, program, &self.sessions, &self.live, None)
+                {
+                    return slots.iter().collect();
+                }
+            }
+        }
+        let mut out = Vec::new();
+        program.for_each_match_live(&self.sessions, Some(&self.live_words), |i| {
+            out.push(i as u32)
+        });
+        out
+    }
+
+    /// How many sessions match.
+    pub(super) fn count(&self, program: &Program, use_index: bool) -> usize {
+        if use_index {
+            if let Some(index) = &self.index {
+                if let Answer::Slots(slots) =
+                    index::evaluate(index, program, &self.sessions, &self.live, None)
+                {
+                    return slots.len() as usize;
+                }
+            }
+        }
+        program.count_live(&self.sessions, Some(&self.live_words))
+    }
+
+    /// Plans `program` and records how each op was answered; true when the
+    /// shard would scan instead.
+    pub(super) fn explain(&self, program: &Program, stats: &mut [OpStats]) -> bool {
+        match &self.index {
+            Some(index) => matches!(
+                index::evaluate(index, program, &self.sessions, &self.live, Some(stats)),
+                Answer::Scan
+            ),
+            None => true,
+        }
+    }
+
+    /// Heap bytes of the index, roughly (0 without one).
+    pub(super) fn index_bytes(&self) -> usize {
+        self.index.as_ref().map_or(0, |i| i.heap_bytes())
+            + if self.index.is_some() {
+                self.live.serialized_size()
+            } else {
+                0
+            }
+    }
+
+    /// Every live session, with its slot.
+    pub(super) fn sessions(&self) -> impl Iterator<Item = (u32, &Session)> {
+        self.live
+            .iter()
+            .map(|slot| (slot, &self.sessions[slot as usize]))
+    }
+}
