@@ -1,7 +1,9 @@
 //! The `store` group: `count` over a store of 1 000 000 demo sessions.
 //!
-//! `cargo bench --bench store`. Engines: `scan_serial` (one shard after
-//! another on one thread) and `scan_parallel` (shards on the rayon pool).
+//! `cargo bench --bench store`. Engines: `scan_serial` (every session, one
+//! shard after another on one thread), `scan_parallel` (every session, shards
+//! on the rayon pool) and `indexed` (the index planner, shards one after
+//! another).
 //! Shapes: `eq` and `in` (selective, on `$Principal`), `roles` (a selective
 //! `hasRoles`) and `mixed` (broader).
 
@@ -34,12 +36,14 @@ fn store(c: &mut Criterion) {
     let mut group = c.benchmark_group("store");
     for (shape, filter) in STORE_SHAPES {
         let program = Program::compile(filter).unwrap();
-        let serial = store.count_with(&program, Execution::Serial);
-        assert_eq!(serial, store.count_with(&program, Execution::Parallel));
+        let serial = store.count_with(&program, Execution::ScanSerial);
+        assert_eq!(serial, store.count_with(&program, Execution::ScanParallel));
+        assert_eq!(serial, store.count_with(&program, Execution::Indexed));
         eprintln!("store/{shape}: {serial} of {STORE_SESSIONS} sessions match {filter}");
         for (engine, execution) in [
-            ("scan_serial", Execution::Serial),
-            ("scan_parallel", Execution::Parallel),
+            ("scan_serial", Execution::ScanSerial),
+            ("scan_parallel", Execution::ScanParallel),
+            ("indexed", Execution::Indexed),
         ] {
             group.bench_function(BenchmarkId::new(engine, shape), |b| {
                 b.iter(|| store.count_with(black_box(&program), execution))
