@@ -251,16 +251,22 @@ fn select_runs_on_the_demo_population_and_fails_cleanly_on_missing_files() {
 }
 
 #[test]
-fn explain_prints_one_instruction_a_line() {
+fn explain_prints_one_instruction_a_line_then_the_plan() {
     let out = run(&["explain", "not (Department is 'Accounts' or Department is 'Payroll') and $Country in ['UK','DE','FR'] and hasRoles ['trader']"], None);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        text(&out.stdout),
-        "filter: not (Department is \"Accounts\" or Department is \"Payroll\") and $Country in [\"UK\", \"DE\", \"FR\"] and hasRoles [\"trader\"]\n\
-         entry 0\n\
-         0: Department in [\"Accounts\", \"Payroll\"] ? FAIL : 1\n\
-         1: $Country in [\"DE\", \"FR\", \"UK\"] ? 2 : FAIL\n\
-         2: hasRoles [\"trader\"] ? MATCH : FAIL\n"
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(
+            "filter: not (Department is \"Accounts\" or Department is \"Payroll\") and $Country in [\"UK\", \"DE\", \"FR\"] and hasRoles [\"trader\"]\n\
+             entry 0\n\
+             0: Department in [\"Accounts\", \"Payroll\"] ? FAIL : 1\n\
+             1: $Country in [\"DE\", \"FR\", \"UK\"] ? 2 : FAIL\n\
+             2: hasRoles [\"trader\"] ? MATCH : FAIL\n\
+             plan: 32 of 32 shards use the index, 0 scan every session\n\
+             0: index on 32 shards, 5000 reached, "
+        ),
+        "{stdout}"
     );
+    assert!(stdout.ends_with("(plan measured on the demo population of 5000 sessions)\n"));
     assert_filter_error(&run(&["explain", "x is"], None), "bad filter");
 }

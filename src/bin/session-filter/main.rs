@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use session_filter::syntax::Span;
 use session_filter::{
-    escape, roles_to_string, string_to_roles, Filter, FilterError, FilterErrorKind, Limits, Program,
+    escape, roles_to_string, string_to_roles, Filter, FilterError, FilterErrorKind, Limits,
+    Program, SessionStore,
 };
 
 /// Parse, check and evaluate session filters.
@@ -50,7 +51,8 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Print the compiled program of a filter, one instruction a line.
+    /// Print the compiled program of a filter, one instruction a line, then
+    /// the plan an indexed store would use (measured on the demo population).
     Explain {
         /// The filter, or `-` to read it from stdin. A filter that starts
         /// with `-` follows `--`.
@@ -139,10 +141,24 @@ fn run(command: Command) -> Result<(), Failure> {
             select::run(&program, file.as_deref(), &options)
         }
         Command::Explain { filter } => {
-            let program = compile(&filter_text(filter)?)?;
+            let text = filter_text(filter)?;
+            let program = compile(&text)?;
+            // The plan an indexed store would use, shown on the demo population.
+            let store = SessionStore::new();
+            for i in 0..select::DEMO_SESSIONS as u64 {
+                store
+                    .insert(session_filter::demo::properties(i))
+                    .map_err(|e| Failure::Invalid(format!("demo population: {e}")))?;
+            }
+            let explained = store
+                .explain(&text)
+                .map_err(|e| Failure::Invalid(e.to_string()))?;
             print_line(&format!("filter: {program}"))?;
-            let explained = program.explain();
-            print_line(explained.trim_end())
+            print_line(&format!(
+                "{}\n(plan measured on the demo population of {} sessions)",
+                explained.trim_end(),
+                select::DEMO_SESSIONS
+            ))
         }
         Command::Escape { string } => print_line(&escape(&string)),
         Command::Roles {
