@@ -38,7 +38,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let first = args.next();
     if let Some(mode @ ("plain" | "indexed")) = first.as_deref() {
-        let n = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+        let n = args
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000_000);
         measure(mode == "indexed", n);
         return;
     }
@@ -51,7 +54,11 @@ fn main() {
             .output()
             .expect("child runs");
         let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let fields: Vec<f64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+        let fields: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
         results.push((mode, fields));
     }
     println!("{n} demo sessions (13 properties, 0-5 roles each):");
