@@ -231,6 +231,15 @@ fn depth_limit_counts_parentheses_and_nots() {
     let mixed = |n: usize| format!("{}all{}", "not (".repeat(n), ")".repeat(n));
     assert!(Filter::parse(&mixed(limit / 2)).is_ok());
     assert!(Filter::parse(&mixed(limit / 2 + 1)).is_err());
+    // A `not` before a key spelled `in[` counts (found by fuzzing).
+    let zero = Limits::new().with_max_depth(0);
+    assert!(Filter::parse_with("not in[ ne\"\"", &zero).is_err());
+    assert!(Filter::parse_with("not in[ ne\"\"", &Limits::new().with_max_depth(1)).is_ok());
+    let hidden = format!("{}not in[x is 'y'", "not ".repeat(limit));
+    assert_eq!(
+        error_of(&hidden).kind(),
+        &FilterErrorKind::TooDeep { max: limit }
+    );
     // Keys spelled `not` do not count.
     let keyed = format!("{}not is 'x'{}", "(".repeat(limit), ")".repeat(limit));
     assert!(Filter::parse(&keyed).is_ok());

@@ -107,28 +107,42 @@ impl Builder<'_> {
     }
 
     /// `unary = not* ( "(" expr ")" | clause )`.
-    fn unary(&self, pair: Pair<'_, Rule>, mut depth: usize) -> Result<Expr, Error> {
+    ///
+    /// This is where the depth limit is enforced exactly: `depth` counts the
+    /// `(` and `not` above, and each `not` and `(` here adds one. (The
+    /// pre-scan already rejected deeper parentheses before pest ran, which is
+    /// what keeps pest's recursion bounded; its count of `not`s only has to
+    /// be close, since `not` costs pest no stack.)
+    fn unary(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Error> {
         let end = span_of(&pair).end;
+        let max = self.limits.max_depth();
         let mut nots = Vec::new();
         let mut operand = None;
+        let mut here = depth;
         for p in pair.into_inner() {
-            match p.as_rule() {
-                Rule::kw_not => nots.push(span_of(&p)),
-                Rule::lparen => depth += 1,
-                Rule::rparen => {}
-                Rule::expr => {
-                    if depth + nots.len() > self.limits.max_depth() {
-                        return Err(self.error(
-                            ErrorKind::TooDeep {
-                                max: self.limits.max_depth(),
-                            },
-                            span_of(&p),
-                        ));
-                    }
-                    // Parentheses leave no node: the group's tree is the operand.
-                    operand = Some(self.expr(p, depth + nots.len())?);
+            let level = match p.as_rule() {
+                Rule::kw_not => {
+                    nots.push(span_of(&p));
+                    here += 1;
+                    Some(span_of(&p))
                 }
-                _ => operand = Some(self.clause(p)?),
+                Rule::lparen => {
+                    here += 1;
+                    Some(span_of(&p))
+                }
+                Rule::rparen => None,
+                // Parentheses leave no node: the group's tree is the operand.
+                Rule::expr => {
+                    operand = Some(self.expr(p, here)?);
+                    None
+                }
+                _ => {
+                    operand = Some(self.clause(p)?);
+                    None
+                }
+            };
+            if let Some(span) = level.filter(|_| here > max) {
+                return Err(self.error(ErrorKind::TooDeep { max }, span));
             }
         }
         let Some(mut expr) = operand else {

@@ -2,16 +2,16 @@
 //!
 //! pest parses `(` by recursion, so a filter of 60 000 `(` would run it out
 //! of stack. This scan reads the filter once, without recursion, skipping
-//! quoted values, and measures the depth exactly as SPEC section 5 counts it:
-//! every `(` and every `not` on the path to a clause. It rejects a filter as
-//! soon as that depth passes the limit, so pest only ever sees bounded
-//! nesting.
+//! quoted values, and measures the depth as SPEC section 5 counts it: every
+//! `(` and every `not` on the path to a clause. It rejects a filter as soon
+//! as that depth passes the limit, so pest only ever sees bounded nesting.
 //!
-//! The scan is exact for every filter that parses: a word that reads as the
-//! keyword `not` counts only where the grammar takes it as `not` (not as the
-//! key of `not is 'x'`, `not in […]` or `has not`). On text that does not
-//! parse it may count differently, which only changes which error is
-//! reported.
+//! Parentheses are counted exactly, and they are all that costs pest stack.
+//! A word that reads as the keyword `not` counts unless the grammar would
+//! read it as a key (`not is 'x'`, `not in […]`, `has not`); that guess only
+//! looks a few tokens ahead, so the AST builder, which sees the real tree,
+//! enforces the limit exactly afterwards. The scan never counts more than the
+//! builder on a filter that parses, so it never rejects one the limit allows.
 
 use super::ast::Span;
 use super::error::{Error, ErrorKind};
@@ -89,19 +89,26 @@ fn is_exactly(word: &[u8], kw: &[u8]) -> bool {
 }
 
 /// True when the tokens after a key-like word make it the key of a clause:
-/// `is`/`eq`/`ne` and a value, or `in` and the start of a list.
+/// `is`/`eq`/`ne` and a value, or `in` and the start of a list (a value, or
+/// `[`/`{` and a value). Where a list only starts, the clause may still fail
+/// further on, but then no reading of the `not` parses either.
 fn key_clause_follows(mut rest: Tokens<'_>) -> bool {
+    let next_is_value = |rest: &mut Tokens<'_>| matches!(rest.next(), Some((Tok::Value, ..)));
     match rest.next() {
         Some((Tok::Word(op), ..))
             if is_exactly(op, b"is") || is_exactly(op, b"eq") || is_exactly(op, b"ne") =>
         {
-            matches!(rest.next(), Some((Tok::Value, ..)))
+            next_is_value(&mut rest)
         }
-        Some((Tok::Word(op), ..)) if is_exactly(op, b"in") => matches!(
-            rest.next(),
-            Some((Tok::Value, ..)) | Some((Tok::Word([b'[' | b'{', ..]), ..))
-        ),
-        Some((Tok::Word(op), ..)) => starts_with_keyword(op, b"in") && op.len() > 2,
+        Some((Tok::Word(op), ..)) if is_exactly(op, b"in") => match rest.next() {
+            Some((Tok::Value, ..)) => true,
+            Some((Tok::Word(b"[" | b"{"), ..)) => next_is_value(&mut rest),
+            _ => false,
+        },
+        // `in[` or `in{` as one word: the keyword and the bracket.
+        Some((Tok::Word(op), ..)) if op.len() == 3 && starts_with_keyword(op, b"in") => {
+            next_is_value(&mut rest)
+        }
         _ => false,
     }
 }
@@ -201,6 +208,11 @@ mod tests {
         assert_eq!(depth("not is is 'y'"), 1);
         assert_eq!(depth("not and is 'y'"), 1);
         assert_eq!(depth("notice is 'x'"), 0);
+        assert_eq!(depth("not in {'a'}"), 0);
+        // `in[` is the key here: the list cannot start at ` ne`.
+        assert_eq!(depth("not in[ ne\"\""), 1);
+        assert_eq!(depth("not in [x] is 'y'"), 1);
+        assert_eq!(depth("not in[x is 'y'"), 1);
     }
 
     #[test]
