@@ -39,7 +39,7 @@ impl Program {
 
     /// Parses and compiles a filter within `limits`.
     pub fn compile_with(filter: &str, limits: &Limits) -> Result<Program, Error> {
-        Program::from_filter(&Filter::parse_with(filter, limits)?)
+        Program::compile_filter(Filter::parse_with(filter, limits)?)
     }
 
     /// Compiles a parsed filter.
@@ -48,9 +48,14 @@ impl Program {
     /// `$Roles` value that is not a roles string), or when the interner or
     /// the program is full.
     pub fn from_filter(filter: &Filter) -> Result<Program, Error> {
+        Program::compile_filter(filter.clone())
+    }
+
+    /// [`Program::from_filter`], keeping the filter without a copy.
+    pub fn compile_filter(filter: Filter) -> Result<Program, Error> {
         let mut c = Compiler::default();
         match c.compile(filter.expr()) {
-            Ok(entry) => Ok(c.finish(entry, filter.to_string())),
+            Ok(entry) => Ok(c.finish(entry, filter)),
             Err(e) => {
                 c.held.drain(..).for_each(intern::release);
                 Err(e)
@@ -60,7 +65,7 @@ impl Program {
 }
 
 impl Filter {
-    /// Compiles the filter into a [`Program`].
+    /// Compiles the filter into a [`Program`] (which keeps a copy of it).
     pub fn compile(&self) -> Result<Program, Error> {
         Program::from_filter(self)
     }
@@ -321,7 +326,7 @@ impl Compiler {
     }
 
     /// Reverses the ops so jumps go forward and resolves the labels.
-    fn finish(mut self, entry: u32, source: String) -> Program {
+    fn finish(mut self, entry: u32, filter: Filter) -> Program {
         let n = self.ops.len() as u32;
         let resolve = |label: u32| match label {
             MATCH => n,
@@ -339,7 +344,7 @@ impl Compiler {
             syms: std::mem::take(&mut self.syms).into_boxed_slice(),
             sets: std::mem::take(&mut self.sets).into_boxed_slice(),
             held: std::mem::take(&mut self.held).into_boxed_slice(),
-            source,
+            filter,
         })
     }
 }

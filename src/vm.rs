@@ -92,8 +92,8 @@ pub(crate) struct Inner {
     pub sets: Box<[Pool]>,
     /// Every id the program holds a reference to, given back on drop.
     pub held: Box<[Sym]>,
-    /// The canonical text of the filter.
-    pub source: String,
+    /// The filter, printed on demand as its canonical text.
+    pub filter: crate::syntax::Filter,
 }
 
 impl Drop for Inner {
@@ -470,14 +470,14 @@ fn same_set(roles: &[Sym], set: &[Sym]) -> bool {
 impl fmt::Display for Program {
     /// The canonical text of the filter the program was compiled from.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.source)
+        fmt::Display::fmt(&self.0.filter, f)
     }
 }
 
 impl fmt::Debug for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Program")
-            .field("source", &self.0.source)
+            .field("filter", &self.0.filter.to_string())
             .field("ops", &self.0.ops.len())
             .finish()
     }

@@ -179,7 +179,7 @@ impl SessionStore {
     /// Compiles a filter with the store's limits; the error is the positioned
     /// filter error.
     pub fn compile(&self, filter: &str) -> Result<Program, Error> {
-        Program::from_filter(&Filter::parse_with(filter, &self.options.limits)?)
+        Program::compile_filter(Filter::parse_with(filter, &self.options.limits)?)
     }
 
     /// Adds a session. It must have a `$SessionId` no other session in the
