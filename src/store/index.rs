@@ -140,14 +140,13 @@ pub(super) struct Index {
     role_counts: AHashMap<u32, Posting>,
 }
 
-fn add_to<K: std::hash::Hash + Eq>(map: &mut AHashMap<K, Posting>, key: K, slot: u32) {
-    map.entry(key).or_default().insert(slot);
-}
-
-/// Removes `slot` from the posting of `key`, dropping the posting when empty
-/// so the index never holds more than the live sessions need.
-fn remove_from<K: std::hash::Hash + Eq>(map: &mut AHashMap<K, Posting>, key: K, slot: u32) {
-    if let Some(p) = map.get_mut(&key) {
+/// Adds `slot` to the posting of `key`, or removes it (dropping the posting
+/// when it empties, so the index never holds more than the live sessions
+/// need).
+fn touch<K: std::hash::Hash + Eq>(map: &mut AHashMap<K, Posting>, key: K, slot: u32, add: bool) {
+    if add {
+        map.entry(key).or_default().insert(slot);
+    } else if let Some(p) = map.get_mut(&key) {
         p.remove(slot);
         if p.is_empty() {
             map.remove(&key);
@@ -158,59 +157,51 @@ fn remove_from<K: std::hash::Hash + Eq>(map: &mut AHashMap<K, Posting>, key: K, 
 impl Index {
     /// Indexes the session in `slot`.
     pub(super) fn add(&mut self, slot: u32, s: &Session) {
-        for (i, &v) in s.fixed.iter().enumerate() {
-            if v == Sym::NONE {
-                continue;
-            }
-            add_to(&mut self.keys, KeyId::fixed(i), slot);
-            if i != ROLES_SLOT {
-                add_to(&mut self.values, (KeyId::fixed(i), v), slot);
-            }
-        }
-        for &(k, v) in &s.others {
-            add_to(&mut self.keys, KeyId::other(k), slot);
-            add_to(&mut self.values, (KeyId::other(k), v), slot);
-        }
-        self.add_roles(slot, s);
+        self.touch_session(slot, s, true);
     }
 
     /// Forgets the session in `slot`.
     pub(super) fn remove(&mut self, slot: u32, s: &Session) {
+        self.touch_session(slot, s, false);
+    }
+
+    fn touch_session(&mut self, slot: u32, s: &Session, add: bool) {
         for (i, &v) in s.fixed.iter().enumerate() {
             if v == Sym::NONE {
                 continue;
             }
-            remove_from(&mut self.keys, KeyId::fixed(i), slot);
+            touch(&mut self.keys, KeyId::fixed(i), slot, add);
             if i != ROLES_SLOT {
-                remove_from(&mut self.values, (KeyId::fixed(i), v), slot);
+                touch(&mut self.values, (KeyId::fixed(i), v), slot, add);
             }
         }
         for &(k, v) in &s.others {
-            remove_from(&mut self.keys, KeyId::other(k), slot);
-            remove_from(&mut self.values, (KeyId::other(k), v), slot);
+            touch(&mut self.keys, KeyId::other(k), slot, add);
+            touch(&mut self.values, (KeyId::other(k), v), slot, add);
         }
-        self.remove_roles(slot, s);
+        self.touch_roles(slot, s, add);
     }
 
     /// Indexes the roles (and `$Roles` presence) of the session in `slot`.
     pub(super) fn add_roles(&mut self, slot: u32, s: &Session) {
-        for &r in &s.roles {
-            add_to(&mut self.roles, r, slot);
-        }
-        add_to(&mut self.role_counts, s.roles.len() as u32, slot);
+        self.touch_roles(slot, s, true);
     }
 
     /// Forgets the roles of the session in `slot`.
     pub(super) fn remove_roles(&mut self, slot: u32, s: &Session) {
+        self.touch_roles(slot, s, false);
+    }
+
+    fn touch_roles(&mut self, slot: u32, s: &Session, add: bool) {
         for &r in &s.roles {
-            remove_from(&mut self.roles, r, slot);
+            touch(&mut self.roles, r, slot, add);
         }
-        remove_from(&mut self.role_counts, s.roles.len() as u32, slot);
+        touch(&mut self.role_counts, s.roles.len() as u32, slot, add);
     }
 
     /// Marks `$Roles` present for `slot` (a role change always writes it).
     pub(super) fn roles_written(&mut self, slot: u32) {
-        add_to(&mut self.keys, KeyId::fixed(ROLES_SLOT), slot);
+        touch(&mut self.keys, KeyId::fixed(ROLES_SLOT), slot, true);
     }
 
     /// Heap bytes the index holds, roughly: postings plus map entries.
