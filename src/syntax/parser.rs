@@ -23,7 +23,7 @@ pub(crate) fn parse(input: &str, limits: &Limits) -> Result<Expr, Error> {
         // depth error is the more telling one for hostile nesting, and the
         // scan of the allowed prefix costs no more than a parse would.
         let at = floor_char_boundary(input, limits.max_len());
-        check_depth(&input[..at], limits.max_depth())?;
+        check_depth(&input[..at], limits.max_depth(), true)?;
         return Err(Error::new(
             ErrorKind::TooLong {
                 len: input.len(),
@@ -38,7 +38,7 @@ pub(crate) fn parse(input: &str, limits: &Limits) -> Result<Expr, Error> {
         let at = input.len() as u32;
         return Err(Error::new(ErrorKind::Empty, Span::new(at, at), input));
     }
-    check_depth(input, limits.max_depth())?;
+    check_depth(input, limits.max_depth(), false)?;
     let mut pairs =
         FilterParser::parse(Rule::filter, input).map_err(|e| convert_error(&e, input))?;
     let builder = Builder { input, limits };

@@ -88,34 +88,47 @@ fn is_exactly(word: &[u8], kw: &[u8]) -> bool {
     word.eq_ignore_ascii_case(kw)
 }
 
-/// True when the tokens after a key-like word make it the key of a clause:
+/// Whether the tokens after a key-like word make it the key of a clause:
 /// `is`/`eq`/`ne` and a value, or `in` and the start of a list (a value, or
 /// `[`/`{` and a value). Where a list only starts, the clause may still fail
 /// further on, but then no reading of the `not` parses either.
-fn key_clause_follows(mut rest: Tokens<'_>) -> bool {
-    let next_is_value = |rest: &mut Tokens<'_>| matches!(rest.next(), Some((Tok::Value, ..)));
-    match rest.next() {
-        Some((Tok::Word(op), ..))
+///
+/// `None` when the text ends before that is decided. On text cut short (the
+/// allowed prefix of an over-long filter) a token reaching the end may itself
+/// be cut, so it counts as the end too.
+fn key_clause_follows(mut rest: Tokens<'_>, cut: bool) -> Option<bool> {
+    let len = rest.s.len();
+    let mut next = move || {
+        rest.next()
+            .filter(|&(_, _, end)| !cut || end < len)
+            .map(|(tok, ..)| tok)
+    };
+    Some(match next()? {
+        Tok::Word(op)
             if is_exactly(op, b"is") || is_exactly(op, b"eq") || is_exactly(op, b"ne") =>
         {
-            next_is_value(&mut rest)
+            matches!(next()?, Tok::Value)
         }
-        Some((Tok::Word(op), ..)) if is_exactly(op, b"in") => match rest.next() {
-            Some((Tok::Value, ..)) => true,
-            Some((Tok::Word(b"[" | b"{"), ..)) => next_is_value(&mut rest),
+        Tok::Word(op) if is_exactly(op, b"in") => match next()? {
+            Tok::Value => true,
+            Tok::Word(b"[" | b"{") => matches!(next()?, Tok::Value),
             _ => false,
         },
         // `in[` or `in{` as one word: the keyword and the bracket.
-        Some((Tok::Word(op), ..)) if op.len() == 3 && starts_with_keyword(op, b"in") => {
-            next_is_value(&mut rest)
+        Tok::Word(op) if op.len() == 3 && starts_with_keyword(op, b"in") => {
+            matches!(next()?, Tok::Value)
         }
         _ => false,
-    }
+    })
 }
 
 /// Fails with [`ErrorKind::TooDeep`] at the first `(` or `not` that nests
 /// deeper than `max`.
-pub(crate) fn check_depth(input: &str, max: usize) -> Result<(), Error> {
+///
+/// `cut` says `input` is the allowed prefix of a longer filter: then a `not`
+/// whose reading depends on text past the cut is not counted, so the scan
+/// never reports a depth the whole filter does not have.
+pub(crate) fn check_depth(input: &str, max: usize, cut: bool) -> Result<(), Error> {
     let mut tokens = Tokens {
         s: input.as_bytes(),
         pos: 0,
@@ -144,7 +157,12 @@ pub(crate) fn check_depth(input: &str, max: usize) -> Result<(), Error> {
             Tok::Word(w)
                 if !after_has
                     && starts_with_keyword(w, b"not")
-                    && !key_clause_follows(tokens.clone()) =>
+                    && match key_clause_follows(tokens.clone(), cut) {
+                        Some(is_key) => !is_key,
+                        // Past the end of a whole filter nothing parses, so
+                        // counting is harmless; past a cut it may be wrong.
+                        None => !cut,
+                    } =>
             {
                 pending += 1;
                 true
@@ -179,7 +197,7 @@ mod tests {
     /// The deepest nesting the scan measures: the smallest limit that passes.
     fn depth(input: &str) -> usize {
         (0..64)
-            .find(|&max| check_depth(input, max).is_ok())
+            .find(|&max| check_depth(input, max, false).is_ok())
             .expect("depth below 64")
     }
 
@@ -216,6 +234,16 @@ mod tests {
     }
 
     #[test]
+    fn on_a_cut_prefix_a_not_read_past_the_cut_does_not_count() {
+        // Whole, these are clauses on the key `not` or `nothing`, at depth 1.
+        for prefix in ["(not", "(not is", "(not i", "(not is 'y", "(nothing is 'x'"] {
+            assert!(check_depth(prefix, 1, true).is_ok(), "{prefix:?}");
+        }
+        assert!(check_depth("(not not is 'x'", 1, true).is_err());
+        assert!(check_depth("((all", 1, true).is_err());
+    }
+
+    #[test]
     fn quoted_values_are_skipped() {
         assert_eq!(depth(r#"a is "((((not not" and b is '\'(('"#), 0);
         assert_eq!(depth(r#"(a is "unterminated ((((("#), 1);
@@ -224,10 +252,10 @@ mod tests {
     #[test]
     fn reports_the_first_token_past_the_limit() {
         let input = format!("{}all{}", "(".repeat(5), ")".repeat(5));
-        let err = check_depth(&input, 3).unwrap_err();
+        let err = check_depth(&input, 3, false).unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::TooDeep { max: 3 });
         assert_eq!(err.offset(), 3);
-        let err = check_depth("not not  not all", 2).unwrap_err();
+        let err = check_depth("not not  not all", 2, false).unwrap_err();
         assert_eq!(err.span(), Span::new(9, 12));
     }
 }
