@@ -135,6 +135,37 @@ two'"#,
     );
 }
 
+/// The grammar reads the plain characters of a key or a value as one run
+/// (a `skip_until`), and escapes between runs: escapes at either end, in a
+/// row, before a multi-byte character, and long runs all round-trip.
+#[test]
+fn keys_and_values_read_as_runs_round_trip() {
+    let long = "ab東".repeat(700);
+    let values = [
+        "",
+        "\\",
+        "\\\\",
+        "\\x",
+        "x\\",
+        "\\\"\\'",
+        "a\\\\b",
+        "\\é東",
+        "(not) [a, b]",
+        "line\nbreak",
+        long.as_str(),
+    ];
+    for key in ["k", "東京", "not[x]", "a,b", "\\", "é\u{0}", long.as_str()] {
+        for text in values {
+            let f = Filter::from(Expr::is(key, text));
+            let printed = f.to_string();
+            let parsed = Filter::parse(&printed).unwrap_or_else(|e| panic!("{printed:?}: {e}"));
+            assert_eq!(parsed, f, "{printed:?}");
+            let single = format!("{key} is '{}'", session_filter::escape(text));
+            assert_eq!(Filter::parse(&single), Ok(f), "{single:?}");
+        }
+    }
+}
+
 #[test]
 fn lists_take_commas_or_whitespace_and_matching_brackets() {
     for ok in [
