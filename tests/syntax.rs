@@ -135,6 +135,31 @@ two'"#,
     );
 }
 
+/// `key (is | eq | ne) value` and `key in list` share one grammar rule that
+/// reads the key once: each operator still gives its own clause, spanning
+/// from the key to the end of the value or list, and round-trips.
+#[test]
+fn key_clauses_share_the_key_and_keep_their_operator() {
+    for (input, canonical_form) in [
+        ("k is 'v'", r#"k is "v""#),
+        ("k EQ 'v'", r#"k is "v""#),
+        ("k ne 'v'", r#"k ne "v""#),
+        ("k in 'v'", r#"k in ["v"]"#),
+        ("k IN ['v' 'w']", r#"k in ["v", "w"]"#),
+        ("in in{'v'}", r#"in in ["v"]"#),
+        ("ne ne'v'", r#"ne ne "v""#),
+    ] {
+        let f = Filter::parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+        assert_eq!(f.to_string(), canonical_form, "{input:?}");
+        assert_eq!(
+            f.expr().span(),
+            Span::new(0, input.len() as u32),
+            "{input:?}"
+        );
+        assert_eq!(Filter::parse(canonical_form), Ok(f), "{input:?}");
+    }
+}
+
 /// The grammar reads the plain characters of a key or a value as one run
 /// (a `skip_until`), and escapes between runs: escapes at either end, in a
 /// row, before a multi-byte character, and long runs all round-trip.

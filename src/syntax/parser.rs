@@ -158,29 +158,30 @@ impl Builder<'_> {
         let mut inner = pair.into_inner();
         let input = self.input;
         Ok(match rule {
-            Rule::compare => {
+            Rule::key_clause => {
                 let key = self.key(next(&mut inner, Rule::key, input)?);
-                let op = inner.next().map(|p| p.as_rule());
-                let value = self.value(next(&mut inner, Rule::value, input)?)?;
-                if key.name == ROLES {
-                    self.check_roles(&value)?;
-                }
-                if op == Some(Rule::kw_ne) {
-                    Expr::Ne { key, value, span }
-                } else {
-                    Expr::Is { key, value, span }
-                }
-            }
-            Rule::in_clause => {
-                let key = self.key(next(&mut inner, Rule::key, input)?);
-                next(&mut inner, Rule::kw_in, input)?;
-                let values = self.list(next(&mut inner, Rule::list, input)?)?;
-                if key.name == ROLES {
-                    for value in &values {
-                        self.check_roles(value)?;
+                match inner.next().map(|p| p.as_rule()) {
+                    Some(Rule::kw_in) => {
+                        let values = self.list(next(&mut inner, Rule::list, input)?)?;
+                        if key.name == ROLES {
+                            for value in &values {
+                                self.check_roles(value)?;
+                            }
+                        }
+                        Expr::In { key, values, span }
+                    }
+                    op => {
+                        let value = self.value(next(&mut inner, Rule::value, input)?)?;
+                        if key.name == ROLES {
+                            self.check_roles(&value)?;
+                        }
+                        if op == Some(Rule::kw_ne) {
+                            Expr::Ne { key, value, span }
+                        } else {
+                            Expr::Is { key, value, span }
+                        }
                     }
                 }
-                Expr::In { key, values, span }
             }
             Rule::has_roles => {
                 next(&mut inner, Rule::kw_hasroles, input)?;
