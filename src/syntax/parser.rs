@@ -98,7 +98,9 @@ impl Builder<'_> {
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::unary => conjuncts.push(self.unary(p, depth)?),
-                Rule::kw_or => alternatives.push(Expr::and(std::mem::take(&mut conjuncts))),
+                Rule::kw_and_or if p.as_str().eq_ignore_ascii_case("or") => {
+                    alternatives.push(Expr::and(std::mem::take(&mut conjuncts)))
+                }
                 _ => {}
             }
         }
@@ -160,7 +162,8 @@ impl Builder<'_> {
         Ok(match rule {
             Rule::key_clause => {
                 let key = self.key(next(&mut inner, Rule::key, input)?);
-                match inner.next().map(|p| p.as_rule()) {
+                let op = inner.next();
+                match op.as_ref().map(|p| p.as_rule()) {
                     Some(Rule::kw_in) => {
                         let values = self.list(next(&mut inner, Rule::list, input)?)?;
                         if key.name == ROLES {
@@ -170,12 +173,12 @@ impl Builder<'_> {
                         }
                         Expr::In { key, values, span }
                     }
-                    op => {
+                    _ => {
                         let value = self.value(next(&mut inner, Rule::value, input)?)?;
                         if key.name == ROLES {
                             self.check_roles(&value)?;
                         }
-                        if op == Some(Rule::kw_ne) {
+                        if op.is_some_and(|p| p.as_str().eq_ignore_ascii_case("ne")) {
                             Expr::Ne { key, value, span }
                         } else {
                             Expr::Is { key, value, span }
@@ -308,33 +311,31 @@ fn describe_expected(positives: &[Rule]) -> String {
         positives.contains(&Rule::key) && positives.iter().any(|r| clause_start[1..].contains(r));
     let mut words: Vec<(u8, &str)> = Vec::new();
     for rule in positives {
-        let word = match rule {
-            r if is_clause && clause_start.contains(r) => (0, "a clause"),
-            Rule::expr | Rule::unary => (0, "a clause"),
-            Rule::key => (1, "a property key"),
-            Rule::kw_is => (2, "`is`"),
-            Rule::kw_eq => (3, "`eq`"),
-            Rule::kw_ne => (4, "`ne`"),
-            Rule::kw_in => (5, "`in`"),
-            Rule::value => (6, "a quoted value"),
-            Rule::list => (7, "a list of quoted values"),
-            Rule::lparen => (8, "`(`"),
-            Rule::kw_not => (9, "`not`"),
-            Rule::kw_has => (10, "`has`"),
-            Rule::kw_hasroles => (11, "`hasRoles`"),
-            Rule::kw_all => (12, "`all`"),
-            Rule::lbracket => (13, "`[`"),
-            Rule::lbrace => (14, "`{`"),
-            Rule::comma => (15, "`,`"),
-            Rule::rbracket => (16, "`]`"),
-            Rule::rbrace => (17, "`}`"),
-            Rule::kw_and => (18, "`and`"),
-            Rule::kw_or => (19, "`or`"),
-            Rule::rparen => (20, "`)`"),
-            Rule::EOI => (21, "end of input"),
-            _ => (22, "a valid filter"),
+        let rule_words: &[(u8, &str)] = match rule {
+            r if is_clause && clause_start.contains(r) => &[(0, "a clause")],
+            Rule::expr | Rule::unary => &[(0, "a clause")],
+            Rule::key => &[(1, "a property key")],
+            // One token rule reads all three (or both) keywords; name each.
+            Rule::kw_is_eq_ne => &[(2, "`is`"), (3, "`eq`"), (4, "`ne`")],
+            Rule::kw_in => &[(5, "`in`")],
+            Rule::value => &[(6, "a quoted value")],
+            Rule::list => &[(7, "a list of quoted values")],
+            Rule::lparen => &[(8, "`(`")],
+            Rule::kw_not => &[(9, "`not`")],
+            Rule::kw_has => &[(10, "`has`")],
+            Rule::kw_hasroles => &[(11, "`hasRoles`")],
+            Rule::kw_all => &[(12, "`all`")],
+            Rule::lbracket => &[(13, "`[`")],
+            Rule::lbrace => &[(14, "`{`")],
+            Rule::comma => &[(15, "`,`")],
+            Rule::rbracket => &[(16, "`]`")],
+            Rule::rbrace => &[(17, "`}`")],
+            Rule::kw_and_or => &[(18, "`and`"), (19, "`or`")],
+            Rule::rparen => &[(20, "`)`")],
+            Rule::EOI => &[(21, "end of input")],
+            _ => &[(22, "a valid filter")],
         };
-        words.push(word);
+        words.extend_from_slice(rule_words);
     }
     words.sort_unstable();
     words.dedup();
