@@ -41,7 +41,11 @@ pub(crate) fn parse(input: &str, limits: &Limits) -> Result<Expr, Error> {
     check_depth(input, limits.max_depth())?;
     let mut pairs =
         FilterParser::parse(Rule::filter, input).map_err(|e| convert_error(&e, input))?;
-    let builder = Builder { input, limits };
+    let mut builder = Builder {
+        input,
+        limits,
+        operands: Vec::new(),
+    };
     let filter = next(&mut pairs, Rule::filter, input)?;
     let mut inner = filter.into_inner();
     builder.expr(next(&mut inner, Rule::expr, input)?, 0)
@@ -81,6 +85,10 @@ fn next<'i>(pairs: &mut Pairs<'i, Rule>, rule: Rule, input: &str) -> Result<Pair
 struct Builder<'a> {
     input: &'a str,
     limits: &'a Limits,
+    /// The operands of the `and`/`or` chains being built, innermost chain
+    /// last: one buffer for the whole filter, so each `And`/`Or` node
+    /// allocates only its own vector, at its final size.
+    operands: Vec<Expr>,
 }
 
 impl Builder<'_> {
@@ -92,24 +100,42 @@ impl Builder<'_> {
     /// tighter than `or`. `depth` counts the `(` and `not` above; the
     /// pre-scan already bounds it, and recursion here is only through
     /// parentheses, so it is bounded by the depth limit.
-    fn expr(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Error> {
-        let mut alternatives = Vec::new();
-        let mut conjuncts = Vec::new();
+    fn expr(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Error> {
+        let first = self.operands.len();
+        // Where the conjuncts of the current `and` chain start.
+        let mut conjuncts = first;
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::unary => conjuncts.push(self.unary(p, depth)?),
+                Rule::unary => {
+                    let operand = self.unary(p, depth)?;
+                    self.operands.push(operand);
+                }
                 Rule::kw_and_or if p.as_str().eq_ignore_ascii_case("or") => {
-                    alternatives.push(Expr::and(std::mem::take(&mut conjuncts)))
+                    let and = self.group(conjuncts, true);
+                    self.operands.push(and);
+                    conjuncts += 1;
                 }
                 _ => {}
             }
         }
-        alternatives.push(Expr::and(conjuncts));
-        Ok(Expr::or(alternatives))
+        let and = self.group(conjuncts, true);
+        self.operands.push(and);
+        Ok(self.group(first, false))
+    }
+
+    /// Takes the operands from `from` on out of the buffer, as one `and`
+    /// (`is_and`) or `or`.
+    fn group(&mut self, from: usize, is_and: bool) -> Expr {
+        if self.operands.len() == from + 1 {
+            if let Some(only) = self.operands.pop() {
+                return only;
+            }
+        }
+        Expr::nary(self.operands.drain(from..).collect(), is_and)
     }
 
     /// `unary = not* ( "(" expr ")" | clause )`.
-    fn unary(&self, pair: Pair<'_, Rule>, mut depth: usize) -> Result<Expr, Error> {
+    fn unary(&mut self, pair: Pair<'_, Rule>, mut depth: usize) -> Result<Expr, Error> {
         let end = span_of(&pair).end;
         let mut nots = Vec::new();
         let mut operand = None;
