@@ -12,6 +12,9 @@
 //! key of `not is 'x'`, `not in […]` or `has not`). On text that does not
 //! parse it may count differently, which only changes which error is
 //! reported.
+//!
+//! Most filters need no scan: one shorter than the limit, or with fewer `(`,
+//! `n` and `N` bytes than the limit, cannot nest deeper than it.
 
 use super::ast::Span;
 use super::error::{Error, ErrorKind};
@@ -109,6 +112,27 @@ fn key_clause_follows(mut rest: Tokens<'_>) -> bool {
 /// Fails with [`ErrorKind::TooDeep`] at the first `(` or `not` that nests
 /// deeper than `max`.
 pub(crate) fn check_depth(input: &str, max: usize) -> Result<(), Error> {
+    // Every `(` and every `not` on a path to a clause has a byte of its own,
+    // a `(` or an `n`/`N`: a filter shorter than the limit, or with few of
+    // those bytes (most are both), cannot nest too deep and needs no scan.
+    if input.len() <= max || !exceeds_nesting_bound(input, max) {
+        return Ok(());
+    }
+    scan_depth(input, max)
+}
+
+/// True when `input` has more than `max` bytes that are `(`, `n` or `N`
+/// (counting stops there, so hostile input goes to the scan at once).
+fn exceeds_nesting_bound(input: &str, max: usize) -> bool {
+    input
+        .bytes()
+        .filter(|&b| matches!(b, b'(' | b'n' | b'N'))
+        .nth(max)
+        .is_some()
+}
+
+/// The scan proper: [`check_depth`] without the shortcut.
+fn scan_depth(input: &str, max: usize) -> Result<(), Error> {
     let mut tokens = Tokens {
         s: input.as_bytes(),
         pos: 0,
@@ -207,6 +231,30 @@ mod tests {
     fn quoted_values_are_skipped() {
         assert_eq!(depth(r#"a is "((((not not" and b is '\'(('"#), 0);
         assert_eq!(depth(r#"(a is "unterminated ((((("#), 1);
+    }
+
+    #[test]
+    fn the_shortcut_only_passes_filters_the_scan_passes() {
+        let deep = |open: &str, n: usize| format!("{}all{}", open.repeat(n), ")".repeat(n));
+        let mut inputs = vec![
+            deep("(", 3),
+            deep("not (", 3),
+            deep("NOT(", 3),
+            "not not not has n".to_owned(),
+            "n is 'x' and N is '((('".to_owned(),
+            deep("(", 300),
+            deep("not(", 200),
+            format!("{}all", "not ".repeat(300)),
+            format!("x in [{}'a']", "'n', ".repeat(100)),
+        ];
+        inputs.push(format!("{} and {}", inputs[5], inputs[6]));
+        for input in &inputs {
+            for max in (0..12).chain([255, 256, 299, 300, 301, 600]) {
+                if input.len() <= max || !exceeds_nesting_bound(input, max) {
+                    assert!(scan_depth(input, max).is_ok(), "{input:?} at {max}");
+                }
+            }
+        }
     }
 
     #[test]
