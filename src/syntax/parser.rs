@@ -48,7 +48,11 @@ pub(crate) fn parse(input: &str, limits: &Limits) -> Result<Expr, Error> {
     };
     let filter = next(&mut pairs, Rule::filter, input)?;
     let mut inner = filter.into_inner();
-    builder.expr(next(&mut inner, Rule::expr, input)?, 0)
+    builder.expr(next(&mut inner, Rule::expr, input)?, 0)?;
+    match builder.operands.pop() {
+        Some(expr) if builder.operands.is_empty() => Ok(expr),
+        _ => Err(builder.internal_error("one expression", 0)),
+    }
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -97,51 +101,50 @@ impl Builder<'_> {
     }
 
     /// `expr = unary ((and | or) unary)*`, grouped so that `and` binds
-    /// tighter than `or`. `depth` counts the `(` and `not` above; the
-    /// pre-scan already bounds it, and recursion here is only through
-    /// parentheses, so it is bounded by the depth limit.
-    fn expr(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Error> {
+    /// tighter than `or`, pushed onto the operand buffer. `depth` counts the
+    /// `(` and `not` above; the pre-scan already bounds it, and recursion
+    /// here is only through parentheses, so it is bounded by the depth
+    /// limit. Results go through the buffer, not the return value, to keep
+    /// the frames of this recursion small.
+    fn expr(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Result<(), Error> {
         let first = self.operands.len();
         // Where the conjuncts of the current `and` chain start.
         let mut conjuncts = first;
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::unary => {
-                    let operand = self.unary(p, depth)?;
-                    self.operands.push(operand);
-                }
+                Rule::unary => self.unary(p, depth)?,
                 Rule::kw_and_or if p.as_str().eq_ignore_ascii_case("or") => {
-                    let and = self.group(conjuncts, true);
-                    self.operands.push(and);
+                    self.group(conjuncts, true);
                     conjuncts += 1;
                 }
                 _ => {}
             }
         }
-        let and = self.group(conjuncts, true);
-        self.operands.push(and);
-        Ok(self.group(first, false))
+        self.group(conjuncts, true);
+        self.group(first, false);
+        Ok(())
     }
 
-    /// Takes the operands from `from` on out of the buffer, as one `and`
-    /// (`is_and`) or `or`.
-    fn group(&mut self, from: usize, is_and: bool) -> Expr {
-        if self.operands.len() == from + 1 {
-            if let Some(only) = self.operands.pop() {
-                return only;
-            }
+    /// Replaces the operands from `from` on with their `and` (`is_and`) or
+    /// `or`; a lone operand stays as it is.
+    #[inline(never)]
+    fn group(&mut self, from: usize, is_and: bool) {
+        if self.operands.len() != from + 1 {
+            let group = Expr::nary(self.operands.drain(from..).collect(), is_and);
+            self.operands.push(group);
         }
-        Expr::nary(self.operands.drain(from..).collect(), is_and)
     }
 
-    /// `unary = not* ( "(" expr ")" | clause )`.
-    fn unary(&mut self, pair: Pair<'_, Rule>, mut depth: usize) -> Result<Expr, Error> {
+    /// `unary = not* ( "(" expr ")" | clause )`, pushed onto the operand
+    /// buffer.
+    fn unary(&mut self, pair: Pair<'_, Rule>, mut depth: usize) -> Result<(), Error> {
         let end = span_of(&pair).end;
-        let mut nots = Vec::new();
-        let mut operand = None;
+        let operands = self.operands.len();
+        // Where each `not` starts.
+        let mut nots: Vec<u32> = Vec::new();
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::kw_not => nots.push(span_of(&p)),
+                Rule::kw_not => nots.push(span_of(&p).start),
                 Rule::lparen => depth += 1,
                 Rule::rparen => {}
                 Rule::expr => {
@@ -154,33 +157,58 @@ impl Builder<'_> {
                         ));
                     }
                     // Parentheses leave no node: the group's tree is the operand.
-                    operand = Some(self.expr(p, depth + nots.len())?);
+                    self.expr(p, depth + nots.len())?;
                 }
-                _ => operand = Some(self.clause(p)?),
+                _ => self.clause(p)?,
             }
         }
-        let Some(mut expr) = operand else {
-            let at = Span::new(end, end);
-            return Err(self.error(
-                ErrorKind::Syntax {
-                    expected: "a clause (internal parser error)".into(),
-                    found: describe_found(self.input, at.start as usize),
-                },
-                at,
-            ));
-        };
-        for not in nots.into_iter().rev() {
-            // A `not` covers its operand and the operand's parentheses.
-            let span = Span::new(not.start, end);
-            expr = Expr::Not {
-                expr: Box::new(expr),
-                span,
-            };
+        if self.operands.len() != operands + 1 {
+            return Err(self.internal_error("a clause", end));
         }
-        Ok(expr)
+        if !nots.is_empty() {
+            self.negate(&nots, end);
+        }
+        Ok(())
     }
 
-    fn clause(&self, pair: Pair<'_, Rule>) -> Result<Expr, Error> {
+    /// Wraps the last operand in a `not` for each start in `nots`, the last
+    /// innermost; each covers its operand and the operand's parentheses, up
+    /// to `end`.
+    #[inline(never)]
+    fn negate(&mut self, nots: &[u32], end: u32) {
+        if let Some(mut expr) = self.operands.pop() {
+            for &start in nots.iter().rev() {
+                expr = Expr::Not {
+                    expr: Box::new(expr),
+                    span: Span::new(start, end),
+                };
+            }
+            self.operands.push(expr);
+        }
+    }
+
+    /// The error for a pair the grammar does not produce here: a bug in this
+    /// module, reported rather than a panic.
+    #[cold]
+    fn internal_error(&self, expected: &str, at: u32) -> Error {
+        self.error(
+            ErrorKind::Syntax {
+                expected: format!("{expected} (internal parser error)"),
+                found: describe_found(self.input, at as usize),
+            },
+            Span::new(at, at),
+        )
+    }
+
+    /// A clause, pushed onto the operand buffer.
+    #[inline(never)]
+    fn clause(&mut self, pair: Pair<'_, Rule>) -> Result<(), Error> {
+        let clause = self.read_clause(pair)?;
+        self.operands.push(clause);
+        Ok(())
+    }
+
+    fn read_clause(&self, pair: Pair<'_, Rule>) -> Result<Expr, Error> {
         let span = span_of(&pair);
         let rule = pair.as_rule();
         let mut inner = pair.into_inner();
