@@ -340,6 +340,21 @@ fn filters_at_the_depth_ceiling_parse_on_a_2_mib_thread() {
 }
 
 #[test]
+fn deep_filters_parse_on_a_small_thread() {
+    // The parser needs more than this for 256 levels in a debug build; it
+    // sees that the thread is short of stack and moves to a fresh one.
+    let handle = std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(|| {
+            let f = Filter::parse(&nested_parens(Limits::DEFAULT_MAX_DEPTH));
+            f.map(|f| f.to_string()).map_err(|e| e.to_string())
+        })
+        .expect("spawn");
+    let printed = handle.join().expect("no stack overflow");
+    assert_eq!(printed.as_deref(), Ok("all"));
+}
+
+#[test]
 fn length_and_item_limits_name_themselves() {
     let long = format!("x is '{}'", "a".repeat(100_000));
     let e = error_of(&long);

@@ -110,29 +110,33 @@ fn key_clause_follows(mut rest: Tokens<'_>) -> bool {
 }
 
 /// Fails with [`ErrorKind::TooDeep`] at the first `(` or `not` that nests
-/// deeper than `max`.
-pub(crate) fn check_depth(input: &str, max: usize) -> Result<(), Error> {
+/// deeper than `max`. Otherwise returns a bound on how deeply the filter
+/// nests parentheses (at most `max`): the recursion pest and the AST builder
+/// will go through.
+pub(crate) fn check_depth(input: &str, max: usize) -> Result<usize, Error> {
     // Every `(` and every `not` on a path to a clause has a byte of its own,
-    // a `(` or an `n`/`N`: a filter shorter than the limit, or with few of
-    // those bytes (most are both), cannot nest too deep and needs no scan.
-    if input.len() <= max || !exceeds_nesting_bound(input, max) {
-        return Ok(());
+    // a `(` or an `n`/`N`: a filter with no more of those bytes than the
+    // limit (most filters) cannot nest too deep and needs no scan.
+    let mut parens = 0;
+    let mut bytes = 0;
+    for b in input.bytes() {
+        match b {
+            b'(' => parens += 1,
+            b'n' | b'N' => {}
+            _ => continue,
+        }
+        bytes += 1;
+        if bytes > max {
+            // Hostile input stops counting here and goes to the scan.
+            return scan_depth(input, max);
+        }
     }
-    scan_depth(input, max)
+    Ok(parens)
 }
 
-/// True when `input` has more than `max` bytes that are `(`, `n` or `N`
-/// (counting stops there, so hostile input goes to the scan at once).
-fn exceeds_nesting_bound(input: &str, max: usize) -> bool {
-    input
-        .bytes()
-        .filter(|&b| matches!(b, b'(' | b'n' | b'N'))
-        .nth(max)
-        .is_some()
-}
-
-/// The scan proper: [`check_depth`] without the shortcut.
-fn scan_depth(input: &str, max: usize) -> Result<(), Error> {
+/// The scan proper: [`check_depth`] without the shortcut. The bound it
+/// returns is the deepest nesting of parentheses it saw.
+fn scan_depth(input: &str, max: usize) -> Result<usize, Error> {
     let mut tokens = Tokens {
         s: input.as_bytes(),
         pos: 0,
@@ -143,11 +147,13 @@ fn scan_depth(input: &str, max: usize) -> Result<(), Error> {
     let mut pending = 0usize;
     // For each open `(`, the `not`s that were pending before it.
     let mut saved: Vec<usize> = Vec::new();
+    let mut deepest_parens = 0;
     let mut after_has = false;
     while let Some((tok, start, end)) = tokens.next() {
         let deeper = match tok {
             Tok::Open => {
                 saved.push(pending);
+                deepest_parens = deepest_parens.max(saved.len());
                 pending = 0;
                 true
             }
@@ -186,7 +192,7 @@ fn scan_depth(input: &str, max: usize) -> Result<(), Error> {
         }
         after_has = matches!(tok, Tok::Word(w) if is_exactly(w, b"has"));
     }
-    Ok(())
+    Ok(deepest_parens)
 }
 
 #[cfg(test)]
@@ -250,11 +256,30 @@ mod tests {
         inputs.push(format!("{} and {}", inputs[5], inputs[6]));
         for input in &inputs {
             for max in (0..12).chain([255, 256, 299, 300, 301, 600]) {
-                if input.len() <= max || !exceeds_nesting_bound(input, max) {
-                    assert!(scan_depth(input, max).is_ok(), "{input:?} at {max}");
-                }
+                let Ok(parens) = check_depth(input, max) else {
+                    continue;
+                };
+                let scanned = scan_depth(input, max);
+                assert!(scanned.is_ok(), "{input:?} at {max}");
+                // Both bound the nesting of parentheses from above.
+                let nesting = input.matches('(').count().min(scanned.unwrap_or(0));
+                assert!(parens <= max && parens >= nesting, "{input:?} at {max}");
             }
         }
+    }
+
+    #[test]
+    fn the_bound_covers_the_nesting_of_parentheses() {
+        let input = format!(
+            "({}) or ({}all{})",
+            "x is '(('",
+            "(".repeat(20),
+            ")".repeat(20)
+        );
+        // 24 `(` bytes (two of them quoted), 21 levels of parentheses.
+        assert_eq!(check_depth(&input, 64).unwrap(), 24);
+        assert_eq!(check_depth(&input, 22).unwrap(), 21);
+        assert!(check_depth(&input, 20).is_err());
     }
 
     #[test]
