@@ -115,18 +115,22 @@ fn key_clause_follows(mut rest: Tokens<'_>) -> bool {
 /// will go through.
 pub(crate) fn check_depth(input: &str, max: usize) -> Result<usize, Error> {
     // Every `(` and every `not` on a path to a clause has a byte of its own,
-    // a `(` or an `n`/`N`: a filter with no more of those bytes than the
-    // limit (most filters) cannot nest too deep and needs no scan.
+    // a `(` or an `n`/`N`: a filter with no more bytes than the limit, or no
+    // more of those bytes (most filters are one or both), cannot nest too
+    // deep and needs no scan.
+    if input.len() <= max {
+        return Ok(input.bytes().filter(|&b| b == b'(').count());
+    }
     let mut parens = 0;
-    let mut bytes = 0;
+    let mut counted = 0;
     for b in input.bytes() {
         match b {
             b'(' => parens += 1,
             b'n' | b'N' => {}
             _ => continue,
         }
-        bytes += 1;
-        if bytes > max {
+        counted += 1;
+        if counted > max {
             // Hostile input stops counting here and goes to the scan.
             return scan_depth(input, max);
         }
