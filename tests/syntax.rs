@@ -135,6 +135,32 @@ two'"#,
     );
 }
 
+/// `not` is taken wherever no clause can be read at its place, before every
+/// kind of clause and group; where a key clause can be read, `not` is its key.
+#[test]
+fn not_negates_every_kind_of_operand() {
+    for (input, canonical_form) in [
+        ("not x is 'y'", r#"not x is "y""#),
+        ("not x in ['y']", r#"not x in ["y"]"#),
+        ("not hasRoles ['r']", r#"not hasRoles ["r"]"#),
+        ("NOT has not", "not has not"),
+        ("not all", "not all"),
+        ("not(all)", "not all"),
+        ("not not all", "not not all"),
+        ("not not is 'y'", r#"not not is "y""#),
+        ("not in in ['a']", r#"not in in ["a"]"#),
+    ] {
+        assert_eq!(canonical(input), canonical_form, "{input:?}");
+        assert_eq!(canonical(canonical_form), canonical_form, "{input:?}");
+    }
+    // No clause on the key `not` can be read, so `not` is taken and `is`
+    // is the key of a clause that never comes.
+    assert_eq!(
+        error_of("not is").to_string(),
+        "1:7: expected `is`, `eq`, `ne` or `in`, found end of input"
+    );
+}
+
 /// `key (is | eq | ne) value` and `key in list` share one grammar rule that
 /// reads the key once: each operator still gives its own clause, spanning
 /// from the key to the end of the value or list, and round-trips.
