@@ -135,6 +135,88 @@ two'"#,
     );
 }
 
+/// `not` is taken wherever no clause can be read at its place, before every
+/// kind of clause and group; where a key clause can be read, `not` is its key.
+#[test]
+fn not_negates_every_kind_of_operand() {
+    for (input, canonical_form) in [
+        ("not x is 'y'", r#"not x is "y""#),
+        ("not x in ['y']", r#"not x in ["y"]"#),
+        ("not hasRoles ['r']", r#"not hasRoles ["r"]"#),
+        ("NOT has not", "not has not"),
+        ("not all", "not all"),
+        ("not(all)", "not all"),
+        ("not not all", "not not all"),
+        ("not not is 'y'", r#"not not is "y""#),
+        ("not in in ['a']", r#"not in in ["a"]"#),
+    ] {
+        assert_eq!(canonical(input), canonical_form, "{input:?}");
+        assert_eq!(canonical(canonical_form), canonical_form, "{input:?}");
+    }
+    // No clause on the key `not` can be read, so `not` is taken and `is`
+    // is the key of a clause that never comes.
+    assert_eq!(
+        error_of("not is").to_string(),
+        "1:7: expected `is`, `eq`, `ne` or `in`, found end of input"
+    );
+}
+
+/// `key (is | eq | ne) value` and `key in list` share one grammar rule that
+/// reads the key once: each operator still gives its own clause, spanning
+/// from the key to the end of the value or list, and round-trips.
+#[test]
+fn key_clauses_share_the_key_and_keep_their_operator() {
+    for (input, canonical_form) in [
+        ("k is 'v'", r#"k is "v""#),
+        ("k EQ 'v'", r#"k is "v""#),
+        ("k ne 'v'", r#"k ne "v""#),
+        ("k in 'v'", r#"k in ["v"]"#),
+        ("k IN ['v' 'w']", r#"k in ["v", "w"]"#),
+        ("in in{'v'}", r#"in in ["v"]"#),
+        ("ne ne'v'", r#"ne ne "v""#),
+    ] {
+        let f = Filter::parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+        assert_eq!(f.to_string(), canonical_form, "{input:?}");
+        assert_eq!(
+            f.expr().span(),
+            Span::new(0, input.len() as u32),
+            "{input:?}"
+        );
+        assert_eq!(Filter::parse(canonical_form), Ok(f), "{input:?}");
+    }
+}
+
+/// The grammar reads the plain characters of a key or a value as one run
+/// (a `skip_until`), and escapes between runs: escapes at either end, in a
+/// row, before a multi-byte character, and long runs all round-trip.
+#[test]
+fn keys_and_values_read_as_runs_round_trip() {
+    let long = "ab東".repeat(700);
+    let values = [
+        "",
+        "\\",
+        "\\\\",
+        "\\x",
+        "x\\",
+        "\\\"\\'",
+        "a\\\\b",
+        "\\é東",
+        "(not) [a, b]",
+        "line\nbreak",
+        long.as_str(),
+    ];
+    for key in ["k", "東京", "not[x]", "a,b", "\\", "é\u{0}", long.as_str()] {
+        for text in values {
+            let f = Filter::from(Expr::is(key, text));
+            let printed = f.to_string();
+            let parsed = Filter::parse(&printed).unwrap_or_else(|e| panic!("{printed:?}: {e}"));
+            assert_eq!(parsed, f, "{printed:?}");
+            let single = format!("{key} is '{}'", session_filter::escape(text));
+            assert_eq!(Filter::parse(&single), Ok(f), "{single:?}");
+        }
+    }
+}
+
 #[test]
 fn lists_take_commas_or_whitespace_and_matching_brackets() {
     for ok in [
@@ -290,6 +372,21 @@ fn filters_at_the_depth_ceiling_parse_on_a_2_mib_thread() {
     assert_eq!(printed, "all");
     assert_eq!(depth, Limits::MAX_DEPTH_CEILING / 2 + 1);
     assert!(rejected);
+}
+
+#[test]
+fn deep_filters_parse_on_a_small_thread() {
+    // The parser needs more than this for 256 levels in a debug build; it
+    // sees that the thread is short of stack and moves to a fresh one.
+    let handle = std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(|| {
+            let f = Filter::parse(&nested_parens(Limits::DEFAULT_MAX_DEPTH));
+            f.map(|f| f.to_string()).map_err(|e| e.to_string())
+        })
+        .expect("spawn");
+    let printed = handle.join().expect("no stack overflow");
+    assert_eq!(printed.as_deref(), Ok("all"));
 }
 
 #[test]

@@ -260,38 +260,48 @@ impl Expr {
     /// The conjunction of `exprs`, flattened: nested `And`s are spliced in,
     /// a single operand is returned as is, and no operands give `all`.
     pub fn and(exprs: impl IntoIterator<Item = Expr>) -> Expr {
-        Self::nary(exprs, true)
+        Self::nary(exprs.into_iter().collect(), true)
     }
 
     /// The disjunction of `exprs`, flattened: nested `Or`s are spliced in, a
     /// single operand is returned as is, and no operands give `not all`.
     pub fn or(exprs: impl IntoIterator<Item = Expr>) -> Expr {
-        Self::nary(exprs, false)
+        Self::nary(exprs.into_iter().collect(), false)
     }
 
-    fn nary(exprs: impl IntoIterator<Item = Expr>, is_and: bool) -> Expr {
-        let mut flat = Vec::new();
-        for mut e in exprs {
-            match &mut e {
-                Expr::And { exprs, .. } if is_and => flat.append(exprs),
-                Expr::Or { exprs, .. } if !is_and => flat.append(exprs),
-                _ => flat.push(e),
+    /// [`Expr::and`] (`is_and`) or [`Expr::or`] of `exprs`. The vector
+    /// becomes the node's own unless an operand has to be spliced in.
+    pub(crate) fn nary(mut exprs: Vec<Expr>, is_and: bool) -> Expr {
+        let splices = |e: &Expr| match e {
+            Expr::And { .. } => is_and,
+            Expr::Or { .. } => !is_and,
+            _ => false,
+        };
+        if exprs.iter().any(splices) {
+            let mut flat = Vec::with_capacity(exprs.len());
+            for mut e in exprs {
+                match &mut e {
+                    Expr::And { exprs, .. } if is_and => flat.append(exprs),
+                    Expr::Or { exprs, .. } if !is_and => flat.append(exprs),
+                    _ => flat.push(e),
+                }
             }
+            exprs = flat;
         }
-        match flat.len() {
+        match exprs.len() {
             0 if is_and => Expr::all(),
             0 => Expr::not(Expr::all()),
-            1 => flat.pop().unwrap_or_else(Expr::all),
+            1 => exprs.pop().unwrap_or_else(Expr::all),
             _ => {
-                let span = flat
+                let span = exprs
                     .iter()
                     .map(Expr::span)
                     .reduce(Span::to)
                     .unwrap_or_default();
                 if is_and {
-                    Expr::And { exprs: flat, span }
+                    Expr::And { exprs, span }
                 } else {
-                    Expr::Or { exprs: flat, span }
+                    Expr::Or { exprs, span }
                 }
             }
         }

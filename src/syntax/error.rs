@@ -48,8 +48,10 @@ pub enum ErrorKind {
         /// Why, and where inside the value.
         reason: String,
     },
-    /// The parser ran short of thread stack (a backstop: the depth limit
-    /// normally fires first).
+    /// The parser ran short of thread stack. A backstop that should not
+    /// fire: the depth limit bounds the nesting, and the parser makes room
+    /// on the stack for it before it runs. Only pest's own stack guard
+    /// reports it, in builds where another crate turns that guard on.
     StackExhausted,
 }
 

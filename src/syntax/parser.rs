@@ -38,13 +38,39 @@ pub(crate) fn parse(input: &str, limits: &Limits) -> Result<Expr, Error> {
         let at = input.len() as u32;
         return Err(Error::new(ErrorKind::Empty, Span::new(at, at), input));
     }
-    check_depth(input, limits.max_depth(), false)?;
+    let parens = check_depth(input, limits.max_depth(), false)?;
+    // pest and the builder recurse once per level of parentheses, and the
+    // scan bounds the levels. Run them where the stack has room for that
+    // many: here, or on a fresh stack when this thread is short of it.
+    let needed = STACK_BASE + parens * STACK_PER_PAREN;
+    stacker::maybe_grow(needed, needed, || parse_checked(input, limits))
+}
+
+/// The stack the parser needs besides its recursion, and per level of
+/// parentheses (pest's rule frames and the builder's). Measured with rustc
+/// 1.95 on x86_64: about 2.7 KiB per level in a debug build and 0.5 KiB in a
+/// release build, and under 64 KiB besides; the margin covers other
+/// compilers and settings. A deep filter on a thread short of stack gets a
+/// fresh stack instead of an overflow.
+const STACK_BASE: usize = 64 * 1024;
+const STACK_PER_PAREN: usize = 8 * 1024;
+
+/// [`parse`] of an input whose nesting the depth scan has bounded.
+fn parse_checked(input: &str, limits: &Limits) -> Result<Expr, Error> {
     let mut pairs =
         FilterParser::parse(Rule::filter, input).map_err(|e| convert_error(&e, input))?;
-    let builder = Builder { input, limits };
+    let mut builder = Builder {
+        input,
+        limits,
+        operands: Vec::new(),
+    };
     let filter = next(&mut pairs, Rule::filter, input)?;
     let mut inner = filter.into_inner();
-    builder.expr(next(&mut inner, Rule::expr, input)?, 0)
+    builder.expr(next(&mut inner, Rule::expr, input)?, 0)?;
+    match builder.operands.pop() {
+        Some(expr) if builder.operands.is_empty() => Ok(expr),
+        _ => Err(builder.internal_error("one expression", 0)),
+    }
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -81,6 +107,10 @@ fn next<'i>(pairs: &mut Pairs<'i, Rule>, rule: Rule, input: &str) -> Result<Pair
 struct Builder<'a> {
     input: &'a str,
     limits: &'a Limits,
+    /// The operands of the `and`/`or` chains being built, innermost chain
+    /// last: one buffer for the whole filter, so each `And`/`Or` node
+    /// allocates only its own vector, at its final size.
+    operands: Vec<Expr>,
 }
 
 impl Builder<'_> {
@@ -89,112 +119,150 @@ impl Builder<'_> {
     }
 
     /// `expr = unary ((and | or) unary)*`, grouped so that `and` binds
-    /// tighter than `or`. `depth` counts the `(` and `not` above; the
-    /// pre-scan already bounds it, and recursion here is only through
-    /// parentheses, so it is bounded by the depth limit.
-    fn expr(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Error> {
-        let mut alternatives = Vec::new();
-        let mut conjuncts = Vec::new();
+    /// tighter than `or`, pushed onto the operand buffer. `depth` counts the
+    /// `(` and `not` above; the pre-scan already bounds it, and recursion
+    /// here is only through parentheses, so it is bounded by the depth
+    /// limit. Results go through the buffer, not the return value, to keep
+    /// the frames of this recursion small.
+    fn expr(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Result<(), Error> {
+        let first = self.operands.len();
+        // Where the conjuncts of the current `and` chain start.
+        let mut conjuncts = first;
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::unary => conjuncts.push(self.unary(p, depth)?),
-                Rule::kw_or => alternatives.push(Expr::and(std::mem::take(&mut conjuncts))),
+                Rule::unary => self.unary(p, depth)?,
+                Rule::kw_and_or if p.as_str().eq_ignore_ascii_case("or") => {
+                    self.group(conjuncts, true);
+                    conjuncts += 1;
+                }
                 _ => {}
             }
         }
-        alternatives.push(Expr::and(conjuncts));
-        Ok(Expr::or(alternatives))
+        self.group(conjuncts, true);
+        self.group(first, false);
+        Ok(())
     }
 
-    /// `unary = not* ( "(" expr ")" | clause )`.
+    /// Replaces the operands from `from` on with their `and` (`is_and`) or
+    /// `or`; a lone operand stays as it is.
+    #[inline(never)]
+    fn group(&mut self, from: usize, is_and: bool) {
+        if self.operands.len() != from + 1 {
+            let group = Expr::nary(self.operands.drain(from..).collect(), is_and);
+            self.operands.push(group);
+        }
+    }
+
+    /// `unary = not* ( "(" expr ")" | clause )`, pushed onto the operand
+    /// buffer.
     ///
     /// This is where the depth limit is enforced exactly: `depth` counts the
     /// `(` and `not` above, and each `not` and `(` here adds one. (The
     /// pre-scan already rejected deeper parentheses before pest ran, which is
     /// what keeps pest's recursion bounded; its count of `not`s only has to
     /// be close, since `not` costs pest no stack.)
-    fn unary(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Error> {
+    fn unary(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Result<(), Error> {
         let end = span_of(&pair).end;
         let max = self.limits.max_depth();
-        let mut nots = Vec::new();
-        let mut operand = None;
+        let operands = self.operands.len();
+        // Where each `not` starts.
+        let mut nots: Vec<u32> = Vec::new();
         let mut here = depth;
         for p in pair.into_inner() {
-            let level = match p.as_rule() {
-                Rule::kw_not => {
-                    nots.push(span_of(&p));
+            let rule = p.as_rule();
+            match rule {
+                Rule::kw_not | Rule::lparen => {
                     here += 1;
-                    Some(span_of(&p))
+                    if rule == Rule::kw_not {
+                        nots.push(span_of(&p).start);
+                    }
+                    if here > max {
+                        return Err(self.error(ErrorKind::TooDeep { max }, span_of(&p)));
+                    }
                 }
-                Rule::lparen => {
-                    here += 1;
-                    Some(span_of(&p))
-                }
-                Rule::rparen => None,
+                Rule::rparen => {}
                 // Parentheses leave no node: the group's tree is the operand.
-                Rule::expr => {
-                    operand = Some(self.expr(p, here)?);
-                    None
-                }
-                _ => {
-                    operand = Some(self.clause(p)?);
-                    None
-                }
-            };
-            if let Some(span) = level.filter(|_| here > max) {
-                return Err(self.error(ErrorKind::TooDeep { max }, span));
+                Rule::expr => self.expr(p, here)?,
+                _ => self.clause(p)?,
             }
         }
-        let Some(mut expr) = operand else {
-            let at = Span::new(end, end);
-            return Err(self.error(
-                ErrorKind::Syntax {
-                    expected: "a clause (internal parser error)".into(),
-                    found: describe_found(self.input, at.start as usize),
-                },
-                at,
-            ));
-        };
-        for not in nots.into_iter().rev() {
-            // A `not` covers its operand and the operand's parentheses.
-            let span = Span::new(not.start, end);
-            expr = Expr::Not {
-                expr: Box::new(expr),
-                span,
-            };
+        if self.operands.len() != operands + 1 {
+            return Err(self.internal_error("a clause", end));
         }
-        Ok(expr)
+        if !nots.is_empty() {
+            self.negate(&nots, end);
+        }
+        Ok(())
     }
 
-    fn clause(&self, pair: Pair<'_, Rule>) -> Result<Expr, Error> {
+    /// Wraps the last operand in a `not` for each start in `nots`, the last
+    /// innermost; each covers its operand and the operand's parentheses, up
+    /// to `end`.
+    #[inline(never)]
+    fn negate(&mut self, nots: &[u32], end: u32) {
+        if let Some(mut expr) = self.operands.pop() {
+            for &start in nots.iter().rev() {
+                expr = Expr::Not {
+                    expr: Box::new(expr),
+                    span: Span::new(start, end),
+                };
+            }
+            self.operands.push(expr);
+        }
+    }
+
+    /// The error for a pair the grammar does not produce here: a bug in this
+    /// module, reported rather than a panic.
+    #[cold]
+    fn internal_error(&self, expected: &str, at: u32) -> Error {
+        self.error(
+            ErrorKind::Syntax {
+                expected: format!("{expected} (internal parser error)"),
+                found: describe_found(self.input, at as usize),
+            },
+            Span::new(at, at),
+        )
+    }
+
+    /// A clause, pushed onto the operand buffer.
+    #[inline(never)]
+    fn clause(&mut self, pair: Pair<'_, Rule>) -> Result<(), Error> {
+        let clause = self.read_clause(pair)?;
+        self.operands.push(clause);
+        Ok(())
+    }
+
+    fn read_clause(&self, pair: Pair<'_, Rule>) -> Result<Expr, Error> {
         let span = span_of(&pair);
         let rule = pair.as_rule();
         let mut inner = pair.into_inner();
         let input = self.input;
         Ok(match rule {
-            Rule::compare => {
+            Rule::key_clause => {
                 let key = self.key(next(&mut inner, Rule::key, input)?);
-                let op = inner.next().map(|p| p.as_rule());
-                let value = self.value(next(&mut inner, Rule::value, input)?)?;
-                if key.name == ROLES {
-                    self.check_roles(&value)?;
-                }
-                if op == Some(Rule::kw_ne) {
-                    Expr::Ne { key, value, span }
-                } else {
-                    Expr::Is { key, value, span }
-                }
-            }
-            Rule::in_clause => {
-                let key = self.key(next(&mut inner, Rule::key, input)?);
-                next(&mut inner, Rule::kw_in, input)?;
-                let values = self.list(next(&mut inner, Rule::list, input)?)?;
-                if key.name == ROLES {
-                    for value in &values {
-                        self.check_roles(value)?;
+                let op = inner.next();
+                match op.as_ref().map(|p| p.as_rule()) {
+                    Some(Rule::kw_in) => {
+                        let values = self.list(next(&mut inner, Rule::list, input)?)?;
+                        if key.name == ROLES {
+                            for value in &values {
+                                self.check_roles(value)?;
+                            }
+                        }
+                        Expr::In { key, values, span }
+                    }
+                    _ => {
+                        let value = self.value(next(&mut inner, Rule::value, input)?)?;
+                        if key.name == ROLES {
+                            self.check_roles(&value)?;
+                        }
+                        if op.is_some_and(|p| p.as_str().eq_ignore_ascii_case("ne")) {
+                            Expr::Ne { key, value, span }
+                        } else {
+                            Expr::Is { key, value, span }
+                        }
                     }
                 }
-                Expr::In { key, values, span }
             }
             Rule::has_roles => {
                 next(&mut inner, Rule::kw_hasroles, input)?;
@@ -321,33 +389,31 @@ fn describe_expected(positives: &[Rule]) -> String {
         positives.contains(&Rule::key) && positives.iter().any(|r| clause_start[1..].contains(r));
     let mut words: Vec<(u8, &str)> = Vec::new();
     for rule in positives {
-        let word = match rule {
-            r if is_clause && clause_start.contains(r) => (0, "a clause"),
-            Rule::expr | Rule::unary => (0, "a clause"),
-            Rule::key => (1, "a property key"),
-            Rule::kw_is => (2, "`is`"),
-            Rule::kw_eq => (3, "`eq`"),
-            Rule::kw_ne => (4, "`ne`"),
-            Rule::kw_in => (5, "`in`"),
-            Rule::value => (6, "a quoted value"),
-            Rule::list => (7, "a list of quoted values"),
-            Rule::lparen => (8, "`(`"),
-            Rule::kw_not => (9, "`not`"),
-            Rule::kw_has => (10, "`has`"),
-            Rule::kw_hasroles => (11, "`hasRoles`"),
-            Rule::kw_all => (12, "`all`"),
-            Rule::lbracket => (13, "`[`"),
-            Rule::lbrace => (14, "`{`"),
-            Rule::comma => (15, "`,`"),
-            Rule::rbracket => (16, "`]`"),
-            Rule::rbrace => (17, "`}`"),
-            Rule::kw_and => (18, "`and`"),
-            Rule::kw_or => (19, "`or`"),
-            Rule::rparen => (20, "`)`"),
-            Rule::EOI => (21, "end of input"),
-            _ => (22, "a valid filter"),
+        let rule_words: &[(u8, &str)] = match rule {
+            r if is_clause && clause_start.contains(r) => &[(0, "a clause")],
+            Rule::expr | Rule::unary => &[(0, "a clause")],
+            Rule::key => &[(1, "a property key")],
+            // One token rule reads all three (or both) keywords; name each.
+            Rule::kw_is_eq_ne => &[(2, "`is`"), (3, "`eq`"), (4, "`ne`")],
+            Rule::kw_in => &[(5, "`in`")],
+            Rule::value => &[(6, "a quoted value")],
+            Rule::list => &[(7, "a list of quoted values")],
+            Rule::lparen => &[(8, "`(`")],
+            Rule::kw_not => &[(9, "`not`")],
+            Rule::kw_has => &[(10, "`has`")],
+            Rule::kw_hasroles => &[(11, "`hasRoles`")],
+            Rule::kw_all => &[(12, "`all`")],
+            Rule::lbracket => &[(13, "`[`")],
+            Rule::lbrace => &[(14, "`{`")],
+            Rule::comma => &[(15, "`,`")],
+            Rule::rbracket => &[(16, "`]`")],
+            Rule::rbrace => &[(17, "`}`")],
+            Rule::kw_and_or => &[(18, "`and`"), (19, "`or`")],
+            Rule::rparen => &[(20, "`)`")],
+            Rule::EOI => &[(21, "end of input")],
+            _ => &[(22, "a valid filter")],
         };
-        words.push(word);
+        words.extend_from_slice(rule_words);
     }
     words.sort_unstable();
     words.dedup();

@@ -12,6 +12,9 @@
 //! looks a few tokens ahead, so the AST builder, which sees the real tree,
 //! enforces the limit exactly afterwards. The scan never counts more than the
 //! builder on a filter that parses, so it never rejects one the limit allows.
+//!
+//! Most filters need no scan: one shorter than the limit, or with fewer `(`,
+//! `n` and `N` bytes than the limit, cannot nest deeper than it.
 
 use super::ast::Span;
 use super::error::{Error, ErrorKind};
@@ -123,12 +126,41 @@ fn key_clause_follows(mut rest: Tokens<'_>, cut: bool) -> Option<bool> {
 }
 
 /// Fails with [`ErrorKind::TooDeep`] at the first `(` or `not` that nests
-/// deeper than `max`.
+/// deeper than `max`. Otherwise returns a bound on how deeply the filter
+/// nests parentheses (at most `max`): the recursion pest and the AST builder
+/// will go through.
 ///
 /// `cut` says `input` is the allowed prefix of a longer filter: then a `not`
 /// whose reading depends on text past the cut is not counted, so the scan
 /// never reports a depth the whole filter does not have.
-pub(crate) fn check_depth(input: &str, max: usize, cut: bool) -> Result<(), Error> {
+pub(crate) fn check_depth(input: &str, max: usize, cut: bool) -> Result<usize, Error> {
+    // Every `(` and every `not` on a path to a clause has a byte of its own,
+    // a `(` or an `n`/`N`: a filter with no more bytes than the limit, or no
+    // more of those bytes (most filters are one or both), cannot nest too
+    // deep and needs no scan.
+    if input.len() <= max {
+        return Ok(input.bytes().filter(|&b| b == b'(').count());
+    }
+    let mut parens = 0;
+    let mut counted = 0;
+    for b in input.bytes() {
+        match b {
+            b'(' => parens += 1,
+            b'n' | b'N' => {}
+            _ => continue,
+        }
+        counted += 1;
+        if counted > max {
+            // Hostile input stops counting here and goes to the scan.
+            return scan_depth(input, max, cut);
+        }
+    }
+    Ok(parens)
+}
+
+/// The scan proper: [`check_depth`] without the shortcut. The bound it
+/// returns is the deepest nesting of parentheses it saw.
+fn scan_depth(input: &str, max: usize, cut: bool) -> Result<usize, Error> {
     let mut tokens = Tokens {
         s: input.as_bytes(),
         pos: 0,
@@ -139,11 +171,13 @@ pub(crate) fn check_depth(input: &str, max: usize, cut: bool) -> Result<(), Erro
     let mut pending = 0usize;
     // For each open `(`, the `not`s that were pending before it.
     let mut saved: Vec<usize> = Vec::new();
+    let mut deepest_parens = 0;
     let mut after_has = false;
     while let Some((tok, start, end)) = tokens.next() {
         let deeper = match tok {
             Tok::Open => {
                 saved.push(pending);
+                deepest_parens = deepest_parens.max(saved.len());
                 pending = 0;
                 true
             }
@@ -187,7 +221,7 @@ pub(crate) fn check_depth(input: &str, max: usize, cut: bool) -> Result<(), Erro
         }
         after_has = matches!(tok, Tok::Word(w) if is_exactly(w, b"has"));
     }
-    Ok(())
+    Ok(deepest_parens)
 }
 
 #[cfg(test)]
@@ -197,7 +231,7 @@ mod tests {
     /// The deepest nesting the scan measures: the smallest limit that passes.
     fn depth(input: &str) -> usize {
         (0..64)
-            .find(|&max| check_depth(input, max, false).is_ok())
+            .find(|&max| scan_depth(input, max, false).is_ok())
             .expect("depth below 64")
     }
 
@@ -237,16 +271,59 @@ mod tests {
     fn on_a_cut_prefix_a_not_read_past_the_cut_does_not_count() {
         // Whole, these are clauses on the key `not` or `nothing`, at depth 1.
         for prefix in ["(not", "(not is", "(not i", "(not is 'y", "(nothing is 'x'"] {
-            assert!(check_depth(prefix, 1, true).is_ok(), "{prefix:?}");
+            assert!(scan_depth(prefix, 1, true).is_ok(), "{prefix:?}");
         }
-        assert!(check_depth("(not not is 'x'", 1, true).is_err());
-        assert!(check_depth("((all", 1, true).is_err());
+        assert!(scan_depth("(not not is 'x'", 1, true).is_err());
+        assert!(scan_depth("((all", 1, true).is_err());
     }
 
     #[test]
     fn quoted_values_are_skipped() {
         assert_eq!(depth(r#"a is "((((not not" and b is '\'(('"#), 0);
         assert_eq!(depth(r#"(a is "unterminated ((((("#), 1);
+    }
+
+    #[test]
+    fn the_shortcut_only_passes_filters_the_scan_passes() {
+        let deep = |open: &str, n: usize| format!("{}all{}", open.repeat(n), ")".repeat(n));
+        let mut inputs = vec![
+            deep("(", 3),
+            deep("not (", 3),
+            deep("NOT(", 3),
+            "not not not has n".to_owned(),
+            "n is 'x' and N is '((('".to_owned(),
+            deep("(", 300),
+            deep("not(", 200),
+            format!("{}all", "not ".repeat(300)),
+            format!("x in [{}'a']", "'n', ".repeat(100)),
+        ];
+        inputs.push(format!("{} and {}", inputs[5], inputs[6]));
+        for input in &inputs {
+            for max in (0..12).chain([255, 256, 299, 300, 301, 600]) {
+                let Ok(parens) = check_depth(input, max, false) else {
+                    continue;
+                };
+                let scanned = scan_depth(input, max, false);
+                assert!(scanned.is_ok(), "{input:?} at {max}");
+                // Both bound the nesting of parentheses from above.
+                let nesting = input.matches('(').count().min(scanned.unwrap_or(0));
+                assert!(parens <= max && parens >= nesting, "{input:?} at {max}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_bound_covers_the_nesting_of_parentheses() {
+        let input = format!(
+            "({}) or ({}all{})",
+            "x is '(('",
+            "(".repeat(20),
+            ")".repeat(20)
+        );
+        // 24 `(` bytes (two of them quoted), 21 levels of parentheses.
+        assert_eq!(check_depth(&input, 64, false).unwrap(), 24);
+        assert_eq!(check_depth(&input, 22, false).unwrap(), 21);
+        assert!(check_depth(&input, 20, false).is_err());
     }
 
     #[test]
