@@ -15,11 +15,12 @@
 //! `and`, `k ne a` and `k ne b` merge into one negated `in`.
 
 use ahash::AHashMap;
+use smallvec::SmallVec;
 
 use crate::error::Error;
 use crate::intern::{self, Sym};
 use crate::session::fixed_slot;
-use crate::syntax::{Expr, Filter, Limits};
+use crate::syntax::{Expr, Filter, Limits, Value};
 use crate::util::properties::ROLES;
 use crate::util::roles::string_to_roles_strict;
 use crate::vm::{Inner, Op, Pool, Program, Test};
@@ -53,7 +54,13 @@ impl Program {
 
     /// [`Program::from_filter`], keeping the filter without a copy.
     pub fn compile_filter(filter: Filter) -> Result<Program, Error> {
-        let mut c = Compiler::default();
+        // Room for a typical filter, so the vectors rarely grow.
+        let mut c = Compiler {
+            ops: Vec::with_capacity(8),
+            syms: Vec::with_capacity(16),
+            sets: Vec::new(),
+            held: Vec::with_capacity(16),
+        };
         match c.compile(filter.expr()) {
             Ok(entry) => Ok(c.finish(entry, filter)),
             Err(e) => {
@@ -89,7 +96,6 @@ enum Task<'a> {
     Or(Vec<Operand<'a>>, u32),
 }
 
-#[derive(Default)]
 struct Compiler {
     /// Ops in generation order (last operand first); reversed at the end.
     ops: Vec<Op>,
@@ -100,8 +106,9 @@ struct Compiler {
 
 impl Compiler {
     fn compile(&mut self, root: &Expr) -> Result<u32, Error> {
-        let mut tasks = vec![Task::Gen(Operand::Expr(root), MATCH, FAIL)];
-        let mut labels: Vec<u32> = Vec::new();
+        let mut tasks: SmallVec<[Task<'_>; 8]> =
+            smallvec::smallvec![Task::Gen(Operand::Expr(root), MATCH, FAIL)];
+        let mut labels: SmallVec<[u32; 8]> = SmallVec::new();
         while let Some(task) = tasks.pop() {
             match task {
                 Task::Gen(Operand::Test { test, negated }, t, f) => {
@@ -183,41 +190,71 @@ impl Compiler {
     /// The operands of an `and` (`is_and`) or `or`, with same-key `ne`s
     /// (in an `and`) or `is`/`in`s (in an `or`) merged into one test.
     fn merge<'a>(&mut self, exprs: &'a [Expr], is_and: bool) -> Result<Vec<Operand<'a>>, Error> {
-        // Key → (position of the group's first member, values).
-        let mut groups: AHashMap<&'a str, (usize, Vec<&'a str>)> = AHashMap::new();
-        let mut operands: Vec<Option<Operand<'a>>> = Vec::with_capacity(exprs.len());
-        for e in exprs {
-            let (key, values): (&str, Vec<&str>) = match e {
-                Expr::Ne { key, value, .. } if is_and => (&key.name, vec![&value.text]),
-                Expr::Is { key, value, .. } if !is_and => (&key.name, vec![&value.text]),
-                Expr::In { key, values, .. } if !is_and => {
-                    (&key.name, values.iter().map(|v| v.text.as_str()).collect())
+        // The key `e` could merge on, and its values.
+        let member = |e: &'a Expr| -> Option<(&'a str, &'a [Value])> {
+            let (key, values) = match e {
+                Expr::Ne { key, value, .. } if is_and => (key, std::slice::from_ref(value)),
+                Expr::Is { key, value, .. } if !is_and => (key, std::slice::from_ref(value)),
+                Expr::In { key, values, .. } if !is_and => (key, &values[..]),
+                _ => return None,
+            };
+            (key.name != ROLES).then_some((key.name.as_str(), values))
+        };
+        let mut operands: Vec<Operand<'a>> = Vec::with_capacity(exprs.len());
+        if exprs.len() <= 16 {
+            // Few operands: compare keys pairwise, allocating nothing more.
+            for (i, e) in exprs.iter().enumerate() {
+                let Some((key, _)) = member(e) else {
+                    operands.push(Operand::Expr(e));
+                    continue;
+                };
+                let same = |x: &'a Expr| member(x).is_some_and(|(k, _)| k == key);
+                if exprs[..i].iter().any(same) {
+                    continue; // merged into the group of an earlier operand
                 }
-                e => {
-                    operands.push(Some(Operand::Expr(e)));
+                if !exprs[i + 1..].iter().any(same) {
+                    operands.push(Operand::Expr(e));
                     continue;
                 }
-            };
-            if key == ROLES {
-                operands.push(Some(Operand::Expr(e)));
-                continue;
+                let values: SmallVec<[&str; 8]> = exprs[i..]
+                    .iter()
+                    .filter_map(|x| member(x).filter(|(k, _)| *k == key))
+                    .flat_map(|(_, vs)| vs.iter().map(|v| v.text.as_str()))
+                    .collect();
+                let test = self.membership(key, &values)?;
+                operands.push(Operand::Test {
+                    test,
+                    negated: is_and,
+                });
             }
+            return Ok(operands);
+        }
+        // Many operands: group by key in a map.
+        let mut groups: AHashMap<&'a str, (usize, Vec<&'a str>)> = AHashMap::new();
+        let mut slots: Vec<Option<Operand<'a>>> = Vec::with_capacity(exprs.len());
+        for e in exprs {
+            let Some((key, values)) = member(e) else {
+                slots.push(Some(Operand::Expr(e)));
+                continue;
+            };
+            let values = values.iter().map(|v| v.text.as_str());
             match groups.get_mut(key) {
                 Some((_, all)) => all.extend(values),
                 None => {
-                    groups.insert(key, (operands.len(), values));
-                    operands.push(None);
+                    groups.insert(key, (slots.len(), values.collect()));
+                    slots.push(None);
                 }
             }
         }
         for (key, (at, values)) in groups {
             let test = self.membership(key, &values)?;
-            operands[at] = Some(Operand::Test {
+            slots[at] = Some(Operand::Test {
                 test,
                 negated: is_and,
             });
         }
-        Ok(operands.into_iter().flatten().collect())
+        operands.extend(slots.into_iter().flatten());
+        Ok(operands)
     }
 
     fn intern(&mut self, s: &str) -> Result<Sym, Error> {
@@ -228,20 +265,20 @@ impl Compiler {
 
     /// Interns `values` into the pool, sorted and distinct.
     fn pool(&mut self, values: &[&str]) -> Result<Pool, Error> {
-        let mut syms = Vec::with_capacity(values.len());
+        let mut syms: SmallVec<[Sym; 8]> = SmallVec::with_capacity(values.len());
         for v in values {
             syms.push(self.intern(v)?);
         }
         syms.sort_unstable();
         syms.dedup();
-        self.pool_of(syms)
+        self.pool_of(&syms)
     }
 
-    fn pool_of(&mut self, syms: Vec<Sym>) -> Result<Pool, Error> {
+    fn pool_of(&mut self, syms: &[Sym]) -> Result<Pool, Error> {
         let start = u32::try_from(self.syms.len()).map_err(|_| Error::ProgramTooLarge)?;
         let len = u32::try_from(syms.len()).map_err(|_| Error::ProgramTooLarge)?;
         start.checked_add(len).ok_or(Error::ProgramTooLarge)?;
-        self.syms.extend(syms);
+        self.syms.extend_from_slice(syms);
         Ok(Pool { start, len })
     }
 
@@ -274,7 +311,7 @@ impl Compiler {
         // Read strictly, as the parser does: a filter built by hand gets the
         // same answer as its text would.
         let roles = string_to_roles_strict(value)?;
-        let refs: Vec<&str> = roles.iter().map(String::as_str).collect();
+        let refs: SmallVec<[&str; 8]> = roles.iter().map(String::as_str).collect();
         self.pool(&refs)
     }
 
