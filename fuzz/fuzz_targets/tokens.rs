@@ -41,13 +41,41 @@ impl Keyword {
 
 /// Keys that are ordinary, fixed, or close to the grammar's edges.
 const KEYS: &[&str] = &[
-    "a", "b", "k", "Tier", "Department", "[x]", "k[", "{k}", "k,", "not[x]", "in[x]", "is[",
-    "has[x]", "$Version", "notice", "é", "\\",
+    "a",
+    "b",
+    "k",
+    "Tier",
+    "Department",
+    "[x]",
+    "k[",
+    "{k}",
+    "k,",
+    "not[x]",
+    "in[x]",
+    "is[",
+    "has[x]",
+    "$Version",
+    "notice",
+    "é",
+    "\\",
 ];
 
 /// Value texts that touch escapes, quotes and keywords.
 const VALUES: &[&str] = &[
-    "", "x", "a b", "it's", "\"", "\\", "(", ")", "not", "\n", "'\"'", "\"a\",\"b\"", "[]", "é",
+    "",
+    "x",
+    "a b",
+    "it's",
+    "\"",
+    "\\",
+    "(",
+    ")",
+    "not",
+    "\n",
+    "'\"'",
+    "\"a\",\"b\"",
+    "[]",
+    "é",
 ];
 
 #[derive(Arbitrary, Debug)]
@@ -138,7 +166,9 @@ fn render(pieces: &[Piece]) -> String {
                 let q = if *double { '"' } else { '\'' };
                 out.push(q);
                 match text {
-                    ValueText::Listed(i) => out.push_str(&escape(VALUES[usize::from(*i) % VALUES.len()])),
+                    ValueText::Listed(i) => {
+                        out.push_str(&escape(VALUES[usize::from(*i) % VALUES.len()]))
+                    }
                     ValueText::Roles(roles) => {
                         let roles = roles.iter().map(|r| format!("r{}", r % 4));
                         out.push_str(&escape(&roles_to_string(roles)));

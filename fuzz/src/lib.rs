@@ -87,7 +87,10 @@ pub fn check_roundtrip(input: &str) {
             e.render()
         ),
     };
-    assert_eq!(f, g, "{input:?} prints as {printed:?}, which parses differently");
+    assert_eq!(
+        f, g,
+        "{input:?} prints as {printed:?}, which parses differently"
+    );
     let again = g.to_string();
     assert_eq!(printed, again, "{input:?}: display is not idempotent");
 }
@@ -106,7 +109,11 @@ pub fn check_roles(s: &str) {
         expected.push(c);
     }
     assert_eq!(escaped, expected, "escape({s:?})");
-    assert_eq!(unescape(&escaped).as_deref(), Ok(s), "unescape(escape({s:?}))");
+    assert_eq!(
+        unescape(&escaped).as_deref(),
+        Ok(s),
+        "unescape(escape({s:?}))"
+    );
 
     // Quoting the escaped text in either quote gives a value reading back as `s`.
     for q in ['"', '\''] {
@@ -352,8 +359,7 @@ fn check_limits_are_exact(input: &str, f: &Filter) {
         Ok(g) => assert_eq!(&g, f, "{input:?}: the {what} limit changed the tree"),
         Err(e) => panic!("{input:?} ({m:?}) is rejected with {limits:?}: {e}"),
     };
-    let rejects = |limits: Limits, want: FilterErrorKind| match Filter::parse_with(input, &limits)
-    {
+    let rejects = |limits: Limits, want: FilterErrorKind| match Filter::parse_with(input, &limits) {
         Ok(_) => panic!("{input:?} ({m:?}) is accepted with {limits:?}; expected {want:?}"),
         Err(e) => {
             check_error(input, &e);
@@ -369,7 +375,10 @@ fn check_limits_are_exact(input: &str, f: &Filter) {
     accepts(defaults.with_max_depth(m.depth), "depth");
     if m.depth > 0 {
         let max = m.depth - 1;
-        rejects(defaults.with_max_depth(max), FilterErrorKind::TooDeep { max });
+        rejects(
+            defaults.with_max_depth(max),
+            FilterErrorKind::TooDeep { max },
+        );
     }
     if m.items > 0 {
         accepts(defaults.with_max_items(m.items), "item");

@@ -1,0 +1,85 @@
+//! Minimized inputs found by the fuzz targets in `fuzz/`, replayed as plain
+//! tests through the very checks the targets run (`fuzz/src/lib.rs`).
+//!
+//! A test marked `#[ignore]` is a bug still open in the library: run
+//! `cargo test --test fuzz_regressions -- --ignored` to see it fail, and drop
+//! the `ignore` in the change that fixes it.
+
+#[allow(dead_code)]
+#[path = "../fuzz/src/lib.rs"]
+mod checks;
+mod common;
+
+use session_filter::{Filter, FilterErrorKind, Limits};
+
+/// The fuzz checks hold on every conformance case (the fuzzers' seeds), so
+/// a failing fuzz run points at the library, not at the checks.
+#[test]
+fn fuzz_checks_hold_on_the_conformance_cases() {
+    for dir in common::case_dirs() {
+        for case in common::filter_cases(&dir) {
+            checks::check_parse(&case.filter);
+            checks::check_roundtrip(&case.filter);
+            if let Some((canonical, _)) = &case.valid {
+                checks::check_parse(canonical);
+                checks::check_roundtrip(canonical);
+            }
+        }
+        for case in common::read_jsonl(&dir.join("roles.jsonl")) {
+            match &case["input"] {
+                serde_json::Value::String(s) => checks::check_roles(s),
+                serde_json::Value::Array(list) => {
+                    let list: Vec<&str> = list.iter().filter_map(|r| r.as_str()).collect();
+                    checks::check_roles(&list.join(","));
+                }
+                other => panic!("unexpected roles input {other}"),
+            }
+        }
+    }
+}
+
+/// Found by the `parse` target; `cargo fuzz tmin` reduced it to these 12 bytes.
+///
+/// `not in[ ne""` parses as `not (in[ ne "")`: pest tries the clause
+/// `not in [ …` first (key `not`, `in`, a list), the list fails at `[ ne`,
+/// so `not` is the keyword and `in[` the key. The depth pre-scan
+/// (`key_clause_follows` in `src/syntax/scan.rs`) decides from the word
+/// `in[` alone that a list follows and skips the `not`, so the filter
+/// measures depth 0 instead of 1 and `max_depth(0)` accepts it.
+#[test]
+#[ignore = "open bug: the depth pre-scan does not count a `not` before a key like `in[`"]
+fn fuzz_parse_not_before_an_in_bracket_key() {
+    checks::check_parse("not in[ ne\"\"");
+}
+
+/// The same bug through the public API: every filter whose deepest clause
+/// sits under a `not` followed by a key starting `in[` or `in{` passes the
+/// depth limit with one level too many, the default limit included.
+#[test]
+#[ignore = "open bug: the depth pre-scan does not count a `not` before a key like `in[`"]
+fn depth_limit_counts_a_not_before_an_in_bracket_key() {
+    let zero = Limits::new().with_max_depth(0);
+    for ok_to_reject in ["not k ne \"\"", "not in ne \"\""] {
+        let err = Filter::parse_with(ok_to_reject, &zero).unwrap_err();
+        assert_eq!(err.kind(), &FilterErrorKind::TooDeep { max: 0 });
+    }
+    for input in ["not in[ ne \"\"", "not in[x] is 'y'", "not in{x} is 'y'"] {
+        let f = Filter::parse(input).expect("valid");
+        assert_eq!(f.to_string().split(' ').next(), Some("not"), "{input}");
+        let result = Filter::parse_with(input, &zero);
+        assert!(
+            matches!(&result, Err(e) if e.kind() == &FilterErrorKind::TooDeep { max: 0 }),
+            "{input:?} has depth 1 but max_depth(0) gives {result:?}"
+        );
+    }
+    let deep = format!(
+        "{}not in[x] is 'y'",
+        "not ".repeat(Limits::DEFAULT_MAX_DEPTH)
+    );
+    assert!(
+        Filter::parse(&deep).is_err(),
+        "depth {} passes the default limit of {}",
+        Limits::DEFAULT_MAX_DEPTH + 1,
+        Limits::DEFAULT_MAX_DEPTH
+    );
+}
