@@ -399,6 +399,46 @@ fn check_limits_are_exact(input: &str, f: &Filter) {
     );
 }
 
+/// SPEC section 5 on a filter cut short: exceeding only the length limit,
+/// wherever it falls, gives the length error. The other limits are set as
+/// tight as the filter allows, so a depth counted wrongly on the cut text
+/// shows; the cuts are the ends of words (up to 32 of them).
+///
+/// Not yet run by the `parse` target by default: until the pre-scan is fixed
+/// (`tests/fuzz_regressions.rs`, `fuzz_parse_length_cut_after_is`) almost any
+/// filter with a `not` fails it. Enable it with `--features length-cuts`.
+pub fn check_length_cuts(input: &str) {
+    let Ok(f) = Filter::parse(input) else {
+        return;
+    };
+    let m = Measure::of(input, &f);
+    let tight = Limits::new()
+        .with_max_depth(m.depth)
+        .with_max_items(m.items);
+    let bytes = input.as_bytes();
+    let ends: Vec<usize> = (1..input.len())
+        .filter(|&i| bytes[i].is_ascii_whitespace() && !bytes[i - 1].is_ascii_whitespace())
+        .collect();
+    for &max in ends.iter().step_by(ends.len() / 32 + 1) {
+        let want = FilterErrorKind::TooLong {
+            len: input.len(),
+            max,
+        };
+        match Filter::parse_with(input, &tight.with_max_len(max)) {
+            Ok(_) => panic!("{input:?} is accepted with max_len {max}"),
+            Err(e) => {
+                check_error(input, &e);
+                assert_eq!(
+                    e.kind(),
+                    &want,
+                    "{input:?} ({m:?}) cut at {max} bytes, {:?}: {e}",
+                    &input[..max]
+                );
+            }
+        }
+    }
+}
+
 /// SPEC section 4's `string_to_roles`, written out plainly as the oracle:
 /// the roles in first-seen order, or the error's offset (the role's opening
 /// quote, or the stray character when `strict`) and kind.
