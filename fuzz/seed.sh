@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Builds the seed corpora for the fuzz targets from the conformance cases:
+#   fuzz/corpus/parse/, fuzz/corpus/roundtrip/  every filter (and canonical form)
+#   fuzz/corpus/roles/                          every roles, escape and
+#                                               roles_to_string input
+#   fuzz/corpus/tokens/                         left empty (structured input)
+# Reads ../shared/conformance/*.jsonl when present, else tests/conformance/.
+# Safe to rerun: files are named by content hash, as libFuzzer names them.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [[ -d ../../shared/conformance ]]; then
+    cases=../../shared/conformance
+else
+    cases=../tests/conformance
+fi
+echo "seed.sh: reading conformance cases from $(cd "$cases" && pwd)"
+
+python3 - "$cases" <<'PY'
+import hashlib, json, os, sys
+
+cases = sys.argv[1]
+
+def jsonl(name):
+    with open(os.path.join(cases, name), encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+def write(target, texts):
+    out = os.path.join("corpus", target)
+    os.makedirs(out, exist_ok=True)
+    n = 0
+    for text in dict.fromkeys(texts):
+        data = text.encode("utf-8")
+        path = os.path.join(out, hashlib.sha1(data).hexdigest())
+        if not os.path.exists(path):
+            with open(path, "wb") as f:
+                f.write(data)
+            n += 1
+    print(f"seed.sh: {target}: {n} new seeds ({len(os.listdir(out))} in corpus/{target})")
+
+filters = []
+for case in jsonl("filters.jsonl"):
+    filters.append(case["filter"])
+    if "canonical" in case:
+        filters.append(case["canonical"])
+write("parse", filters)
+write("roundtrip", filters)
+
+roles = []
+for case in jsonl("roles.jsonl"):
+    value = case["input"]
+    # The roles target reads a string, and also splits it at commas into a
+    # list for roles_to_string: an input list is seeded joined by commas.
+    roles.append(",".join(value) if isinstance(value, list) else value)
+    if isinstance(case.get("output"), str):
+        roles.append(case["output"])
+write("roles", roles)
+write("tokens", [])
+PY

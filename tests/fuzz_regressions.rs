@@ -1,0 +1,121 @@
+//! Minimized inputs found by the fuzz targets in `fuzz/`, replayed as plain
+//! tests through the very checks the targets run (`fuzz/src/lib.rs`).
+//!
+//! Each test here failed before the fix its comment describes; they all pass
+//! now and keep those bugs from coming back.
+
+#[allow(dead_code)]
+#[path = "../fuzz/src/lib.rs"]
+mod checks;
+mod common;
+
+use session_filter::{Filter, FilterErrorKind, Limits};
+
+/// The fuzz checks hold on every conformance case (the fuzzers' seeds), so
+/// a failing fuzz run points at the library, not at the checks.
+#[test]
+fn fuzz_checks_hold_on_the_conformance_cases() {
+    for dir in common::case_dirs() {
+        for case in common::filter_cases(&dir) {
+            checks::check_parse(&case.filter);
+            checks::check_roundtrip(&case.filter);
+            if let Some((canonical, _)) = &case.valid {
+                checks::check_parse(canonical);
+                checks::check_roundtrip(canonical);
+            }
+        }
+        for case in common::read_jsonl(&dir.join("roles.jsonl")) {
+            match &case["input"] {
+                serde_json::Value::String(s) => checks::check_roles(s),
+                serde_json::Value::Array(list) => {
+                    let list: Vec<&str> = list.iter().filter_map(|r| r.as_str()).collect();
+                    checks::check_roles(&list.join(","));
+                }
+                other => panic!("unexpected roles input {other}"),
+            }
+        }
+    }
+}
+
+/// Found by the `parse` target; `cargo fuzz tmin` reduced it to these 12 bytes.
+///
+/// `not in[ ne""` parses as `not (in[ ne "")`: pest tries the clause
+/// `not in [ …` first (key `not`, `in`, a list), the list fails at `[ ne`,
+/// so `not` is the keyword and `in[` the key. The depth pre-scan
+/// (`key_clause_follows` in `src/syntax/scan.rs`) decides from the word
+/// `in[` alone that a list follows and skips the `not`, so the filter
+/// measures depth 0 instead of 1 and `max_depth(0)` accepts it.
+#[test]
+fn fuzz_parse_not_before_an_in_bracket_key() {
+    checks::check_parse("not in[ ne\"\"");
+}
+
+/// The same bug through the public API: every filter whose deepest clause
+/// sits under a `not` followed by a key starting `in[` or `in{` passes the
+/// depth limit with one level too many, the default limit included.
+#[test]
+fn depth_limit_counts_a_not_before_an_in_bracket_key() {
+    let zero = Limits::new().with_max_depth(0);
+    for ok_to_reject in ["not k ne \"\"", "not in ne \"\""] {
+        let err = Filter::parse_with(ok_to_reject, &zero).unwrap_err();
+        assert_eq!(err.kind(), &FilterErrorKind::TooDeep { max: 0 });
+    }
+    for input in ["not in[ ne \"\"", "not in[x] is 'y'", "not in{x} is 'y'"] {
+        let f = Filter::parse(input).expect("valid");
+        assert_eq!(f.to_string().split(' ').next(), Some("not"), "{input}");
+        let result = Filter::parse_with(input, &zero);
+        assert!(
+            matches!(&result, Err(e) if e.kind() == &FilterErrorKind::TooDeep { max: 0 }),
+            "{input:?} has depth 1 but max_depth(0) gives {result:?}"
+        );
+    }
+    let deep = format!(
+        "{}not in[x] is 'y'",
+        "not ".repeat(Limits::DEFAULT_MAX_DEPTH)
+    );
+    assert!(
+        Filter::parse(&deep).is_err(),
+        "depth {} passes the default limit of {}",
+        Limits::DEFAULT_MAX_DEPTH + 1,
+        Limits::DEFAULT_MAX_DEPTH
+    );
+}
+
+/// Found by `check_length_cuts` (the `parse` target with `--features
+/// length-cuts`), written after reading the over-length path: `not not is
+/// 'x'` (depth 1) with `max_depth(1)` and `max_len(10)` exceeds only the
+/// length limit.
+///
+/// Over the length limit, `parse` runs the depth pre-scan on the first
+/// `max_len` bytes (`not not is`) to prefer a depth error. Cut after `is`,
+/// the second `not` no longer reads as the key of `not is '…'`, so the scan
+/// counts depth 2 and reports `TooDeep { max: 1 }`, naming a limit the filter
+/// does not exceed (SPEC section 5 allows either error only when both limits
+/// are exceeded).
+#[test]
+fn fuzz_parse_length_cut_after_is() {
+    checks::check_length_cuts("not not is 'x'");
+}
+
+/// The same through the public API, with the default depth limit.
+#[test]
+fn a_filter_only_too_long_is_reported_too_long() {
+    let input = "not not is 'x'";
+    assert!(Filter::parse_with(input, &Limits::new().with_max_depth(1)).is_ok());
+    let limits = Limits::new().with_max_depth(1).with_max_len(10);
+    let err = Filter::parse_with(input, &limits).unwrap_err();
+    assert_eq!(err.kind(), &FilterErrorKind::TooLong { len: 14, max: 10 });
+
+    // Depth 256 is allowed; cut right after the last `is`, it is only too long.
+    let deep = format!("{}not is 'x'", "not ".repeat(Limits::DEFAULT_MAX_DEPTH));
+    assert!(Filter::parse(&deep).is_ok());
+    let max = deep.len() - 4;
+    let err = Filter::parse_with(&deep, &Limits::new().with_max_len(max)).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &FilterErrorKind::TooLong {
+            len: deep.len(),
+            max
+        }
+    );
+}
