@@ -3,7 +3,7 @@
 #   fuzz/corpus/parse/, fuzz/corpus/roundtrip/  every filter (and canonical form)
 #   fuzz/corpus/roles/                          every roles, escape and
 #                                               roles_to_string input
-#   fuzz/corpus/tokens/                         left empty (structured input)
+#   fuzz/corpus/{tokens,differential,store}/    left empty (structured input)
 # Reads ../shared/conformance/*.jsonl when present, else tests/conformance/.
 # Safe to rerun: files are named by content hash, as libFuzzer names them.
 set -euo pipefail
@@ -56,4 +56,6 @@ for case in jsonl("roles.jsonl"):
         roles.append(case["output"])
 write("roles", roles)
 write("tokens", [])
+write("differential", [])
+write("store", [])
 PY

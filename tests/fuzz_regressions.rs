@@ -119,3 +119,44 @@ fn a_filter_only_too_long_is_reported_too_long() {
         }
     );
 }
+
+/// The differential and store checks hold on the conformance filters and
+/// sessions, and on a sequence of store operations touching every kind.
+#[test]
+fn differential_and_store_checks_hold_on_known_inputs() {
+    use checks::StoreOp;
+    for dir in common::case_dirs() {
+        let sessions = common::sessions(&dir);
+        for case in common::filter_cases(&dir) {
+            if case.valid.is_some() {
+                let f = Filter::parse(&case.filter).unwrap();
+                checks::check_differential(f.into_expr(), &sessions);
+            }
+        }
+    }
+    let f = |text: &str| Filter::parse(text).unwrap().into_expr();
+    let props = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let strings = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
+    checks::check_store(&[
+        StoreOp::Insert(0, props(&[("$Roles", "'a'"), ("k", "1")])),
+        StoreOp::Insert(1, props(&[("k", "2"), ("$Country", "UK")])),
+        StoreOp::Insert(1, props(&[])),
+        StoreOp::Insert(2, props(&[("bad key", "x")])),
+        StoreOp::ChangeRoles(f("has k"), strings(&["a"]), strings(&["b", "a"])),
+        StoreOp::Query(f("hasRoles ['a'] and $Roles is '\"b\",\"a\"'"), 0),
+        StoreOp::ChangeSessionRoles(1, strings(&[]), strings(&["c"])),
+        StoreOp::SetProperties(1, props(&[("m", "3"), ("$Principal", "no")])),
+        StoreOp::SetProperties(1, props(&[("m", "3")])),
+        StoreOp::RemoveProperties(0, strings(&["k"])),
+        StoreOp::Query(f("has m or not has k"), 1),
+        StoreOp::Close(f("$Country is 'UK'")),
+        StoreOp::CloseSession(0),
+        StoreOp::CloseSession(0),
+        StoreOp::Query(f("all"), 2),
+    ]);
+}

@@ -5,6 +5,12 @@
 //! includes this file, so a minimized crash replays there as a plain test
 //! running exactly the same check.
 
+#[cfg(fuzzing)]
+pub mod gen;
+mod matcher;
+
+pub use matcher::{check_differential, check_store, Model, Props, StoreOp};
+
 use session_filter::syntax::{Expr, Span, Value};
 use session_filter::{
     escape, roles_to_string, string_to_roles, unescape, Filter, FilterError, FilterErrorKind,
