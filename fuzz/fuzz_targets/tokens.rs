@@ -152,7 +152,7 @@ fn render(pieces: &[Piece]) -> String {
             Gap::Newline => out.push('\n'),
             Gap::Tab => out.push('\t'),
             Gap::CrLf => out.push_str("\r\n"),
-            Gap::Spaces(n) => out.extend(std::iter::repeat(' ').take(usize::from(n % 4))),
+            Gap::Spaces(n) => out.extend(std::iter::repeat_n(' ', usize::from(n % 4))),
         }
         match &piece.token {
             Token::Keyword(kw, mask) => out.push_str(&cased(kw.text(), *mask)),

@@ -6,7 +6,8 @@ use arbitrary::Arbitrary;
 use session_filter::roles_to_string;
 use session_filter::syntax::Expr;
 
-use crate::{Props, StoreOp};
+use crate::matcher::Props;
+use crate::StoreOp;
 
 /// Keys filters use; sessions use these and `bad key`, which they must reject.
 const KEYS: &[&str] = &[

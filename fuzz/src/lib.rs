@@ -9,7 +9,7 @@
 pub mod gen;
 mod matcher;
 
-pub use matcher::{check_differential, check_store, Model, Props, StoreOp};
+pub use matcher::{check_differential, check_store, StoreOp};
 
 use session_filter::syntax::{Expr, Span, Value};
 use session_filter::{
