@@ -56,8 +56,8 @@ fn fuzz_parse_not_before_an_in_bracket_key() {
 #[test]
 fn depth_limit_counts_a_not_before_an_in_bracket_key() {
     let zero = Limits::new().with_max_depth(0);
-    for ok_to_reject in ["not k ne \"\"", "not in ne \"\""] {
-        let err = Filter::parse_with(ok_to_reject, &zero).unwrap_err();
+    for rejected in ["not k ne \"\"", "not in ne \"\""] {
+        let err = Filter::parse_with(rejected, &zero).unwrap_err();
         assert_eq!(err.kind(), &FilterErrorKind::TooDeep { max: 0 });
     }
     for input in ["not in[ ne \"\"", "not in[x] is 'y'", "not in{x} is 'y'"] {
@@ -81,8 +81,8 @@ fn depth_limit_counts_a_not_before_an_in_bracket_key() {
     );
 }
 
-/// Found by `check_length_cuts` (the `parse` target with `--features
-/// length-cuts`), written after reading the over-length path: `not not is
+/// Found by `check_length_cuts` (which the `parse` target runs), written
+/// after reading the over-length path: `not not is
 /// 'x'` (depth 1) with `max_depth(1)` and `max_len(10)` exceeds only the
 /// length limit.
 ///
@@ -97,9 +97,26 @@ fn fuzz_parse_length_cut_after_is() {
     checks::check_length_cuts("not not is 'x'");
 }
 
+/// The same bug as the fuzzer found it: the `parse` target with the length
+/// cuts on (then behind `--features length-cuts`) failed at once, on its seed corpus, and `cargo fuzz tmin` cannot
+/// shrink these 8 bytes. `not is""` (a clause on the key `not`, depth 0)
+/// with `max_depth(0)` and `max_len(3)` exceeds only the length limit; cut to
+/// `not`, the word no longer read as the key of `not is …`, and the scan
+/// reported `TooDeep { max: 0 }`.
+#[test]
+fn fuzz_parse_length_cut_after_not() {
+    checks::check_length_cuts("not is\"\"");
+}
+
 /// The same through the public API, with the default depth limit.
 #[test]
 fn a_filter_only_too_long_is_reported_too_long() {
+    let input = "not is\"\"";
+    assert!(Filter::parse_with(input, &Limits::new().with_max_depth(0)).is_ok());
+    let limits = Limits::new().with_max_depth(0).with_max_len(3);
+    let err = Filter::parse_with(input, &limits).unwrap_err();
+    assert_eq!(err.kind(), &FilterErrorKind::TooLong { len: 8, max: 3 });
+
     let input = "not not is 'x'";
     assert!(Filter::parse_with(input, &Limits::new().with_max_depth(1)).is_ok());
     let limits = Limits::new().with_max_depth(1).with_max_len(10);
