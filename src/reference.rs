@@ -89,7 +89,7 @@ pub fn matches<'s>(expr: &Expr, get: impl Fn(&str) -> Option<&'s str>) -> bool {
     results.pop().unwrap_or(false)
 }
 
-/// [`matches`] over a map of strings.
+/// [`matches()`] over a map of strings.
 pub fn matches_map(expr: &Expr, session: &HashMap<String, String>) -> bool {
     matches(expr, |k| session.get(k).map(String::as_str))
 }
