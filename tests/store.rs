@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use session_filter::{
-    reference, roles_to_string, string_to_roles, Error, Filter, SessionStore, StoreOptions,
+    reference, roles_to_string, string_to_roles, Error, Execution, Filter, SessionStore,
+    StoreOptions,
 };
 
 fn store_with(sessions: &[Vec<(String, String)>]) -> SessionStore {
@@ -253,12 +254,23 @@ fn readers_never_see_a_half_changed_session_while_writers_flip_roles() {
             done.store(true, Ordering::Relaxed);
         }));
     }
+    let either = store.compile("hasRoles ['A'] or hasRoles ['B']").unwrap();
+    let both = store.compile("hasRoles ['A'] and hasRoles ['B']").unwrap();
     let mut reads = 0;
     while !done.load(Ordering::Relaxed) || reads < 20 {
-        // Each session has exactly one of A and B at every moment.
+        // Each session has exactly one of A and B at every moment, whether
+        // the index answers or a scan does.
         assert_eq!(store.count("hasRoles ['A'] or hasRoles ['B']").unwrap(), N);
         assert_eq!(store.count("hasRoles ['A'] and hasRoles ['B']").unwrap(), 0);
         assert_eq!(store.count("not has $Roles or $Roles is ''").unwrap(), 0);
+        for execution in [
+            Execution::Indexed,
+            Execution::ScanSerial,
+            Execution::ScanParallel,
+        ] {
+            assert_eq!(store.count_with(&either, execution), N);
+            assert_eq!(store.count_with(&both, execution), 0);
+        }
         reads += 1;
     }
     for h in handles {
