@@ -22,6 +22,9 @@ pub(crate) const FIXED_SLOTS: usize = FIXED_PROPERTIES.len();
 /// The slot of `$Roles` in the fixed array (it holds a presence marker).
 pub(crate) const ROLES_SLOT: usize = fixed_slot_const(ROLES);
 
+/// The slot of `$SessionId` in the fixed array.
+pub(crate) const SESSION_ID_SLOT: usize = fixed_slot_const(crate::util::properties::SESSION_ID);
+
 const fn fixed_slot_const(key: &str) -> usize {
     let mut i = 0;
     while i < FIXED_SLOTS {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use common::strategies::{expr, role, session};
 use proptest::prelude::*;
+use session_filter::syntax::Expr;
 use session_filter::{reference, Execution, Filter, Program, SessionStore, StoreOptions};
 
 #[derive(Clone, Debug)]
@@ -31,6 +32,22 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..40usize, user_key(), common::strategies::value())
             .prop_map(|(i, k, v)| Step::SetProperty(i, k, v)),
         1 => (0..40usize, user_key()).prop_map(|(i, k)| Step::RemoveProperty(i, k)),
+    ]
+}
+
+/// A filter to ask: any generated filter, or one on `$SessionId` (which the
+/// index answers from the id map), alone or combined.
+fn probe() -> impl Strategy<Value = Expr> {
+    let id = || (0..12usize).prop_map(|i| format!("s{i}"));
+    let by_id = prop_oneof![
+        id().prop_map(|i| Expr::is("$SessionId", i)),
+        id().prop_map(|i| Expr::ne("$SessionId", i)),
+        prop::collection::vec(id(), 1..4).prop_map(|ids| Expr::is_in("$SessionId", ids)),
+    ];
+    prop_oneof![
+        3 => expr(),
+        1 => by_id.clone(),
+        1 => (by_id, expr()).prop_map(|(a, b)| Expr::and([a, b])),
     ]
 }
 
@@ -99,7 +116,7 @@ proptest! {
     #[test]
     fn indexed_equals_scan_equals_reference(
         changes in prop::collection::vec(step(), 1..40),
-        probes in prop::collection::vec(expr(), 1..6),
+        probes in prop::collection::vec(probe(), 1..6),
     ) {
         let indexed = SessionStore::with_options(StoreOptions::new().shards(3));
         let plain = SessionStore::with_options(StoreOptions::new().shards(2).index(false));
@@ -130,6 +147,13 @@ fn selective_filters_use_the_index_and_broad_ones_may_scan() {
     for i in 0..4000u64 {
         store.insert(session_filter::demo::properties(i)).unwrap();
     }
+    let plan = store
+        .explain("$SessionId in ['s000042', 's000043', 'nobody']")
+        .unwrap();
+    assert!(
+        plan.contains("0: index on 4 shards, 4000 reached, 2 passed"),
+        "{plan}"
+    );
     let plan = store.explain("$Principal is 'name42'").unwrap();
     assert!(plan.contains("plan: 4 of 4 shards use the index"), "{plan}");
     assert!(

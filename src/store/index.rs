@@ -7,6 +7,9 @@
 //! values of high-cardinality keys (`$ClientIP`, `$StartTime`) belong to one
 //! session, and becomes a roaring bitmap when it grows.
 //!
+//! `$SessionId` values get no postings: the shard's map from id to slot
+//! answers them, and keeping both would cost a posting per session.
+//!
 //! The planner runs the same branching program as the VM, but over sets of
 //! slots instead of one session: the slots reaching an op are split into
 //! those for which the test holds (sent to its true target) and the rest
@@ -20,36 +23,47 @@ use roaring::RoaringBitmap;
 use smallvec::SmallVec;
 
 use crate::intern::Sym;
-use crate::session::{Session, ROLES_SLOT};
+use crate::session::{Session, ROLES_SLOT, SESSION_ID_SLOT};
 use crate::vm::{Pool, Program, Test};
 
 /// A posting stays a sorted vector up to this many slots.
 const SMALL_MAX: usize = 24;
 
 /// The slots that hold one key, value or role.
-#[derive(Clone, Debug)]
+///
+/// Most values of high-cardinality keys belong to one session, so a posting
+/// of one slot is stored inline; the posting is 16 bytes, the size of a map
+/// entry's payload, whatever it holds.
+#[derive(Clone, Debug, Default)]
 pub(super) enum Posting {
-    Small(SmallVec<[u32; 4]>),
-    Big(RoaringBitmap),
-}
-
-impl Default for Posting {
-    fn default() -> Posting {
-        Posting::Small(SmallVec::new())
-    }
+    #[default]
+    Empty,
+    One(u32),
+    /// Sorted, 2 to `SMALL_MAX` slots. Boxed so that the posting stays 16
+    /// bytes (a `Vec` would make it 32): one allocation more for the few
+    /// postings of this size, less memory for the many of one slot.
+    #[allow(clippy::box_collection)]
+    Few(Box<Vec<u32>>),
+    Big(Box<RoaringBitmap>),
 }
 
 impl Posting {
     fn insert(&mut self, slot: u32) {
         match self {
-            Posting::Small(v) => {
+            Posting::Empty => *self = Posting::One(slot),
+            Posting::One(s) if *s == slot => {}
+            Posting::One(s) => {
+                let (a, b) = if *s < slot { (*s, slot) } else { (slot, *s) };
+                *self = Posting::Few(Box::new(vec![a, b]));
+            }
+            Posting::Few(v) => {
                 if let Err(i) = v.binary_search(&slot) {
                     if v.len() < SMALL_MAX {
                         v.insert(i, slot);
                     } else {
                         let mut big: RoaringBitmap = v.iter().copied().collect();
                         big.insert(slot);
-                        *self = Posting::Big(big);
+                        *self = Posting::Big(Box::new(big));
                     }
                 }
             }
@@ -61,21 +75,35 @@ impl Posting {
 
     fn remove(&mut self, slot: u32) {
         match self {
-            Posting::Small(v) => {
+            Posting::One(s) if *s == slot => *self = Posting::Empty,
+            Posting::Few(v) => {
                 if let Ok(i) = v.binary_search(&slot) {
                     v.remove(i);
+                }
+                if let [only] = v[..] {
+                    *self = Posting::One(only);
                 }
             }
             Posting::Big(b) => {
                 b.remove(slot);
             }
+            Posting::Empty | Posting::One(_) => {}
+        }
+    }
+
+    /// The slots, when not a bitmap.
+    fn small(&self) -> &[u32] {
+        match self {
+            Posting::One(s) => std::slice::from_ref(s),
+            Posting::Few(v) => v,
+            Posting::Empty | Posting::Big(_) => &[],
         }
     }
 
     pub(super) fn len(&self) -> u64 {
         match self {
-            Posting::Small(v) => v.len() as u64,
             Posting::Big(b) => b.len(),
+            small => small.small().len() as u64,
         }
     }
 
@@ -85,48 +113,55 @@ impl Posting {
 
     fn to_bitmap(&self) -> RoaringBitmap {
         match self {
-            Posting::Small(v) => {
-                RoaringBitmap::from_sorted_iter(v.iter().copied()).unwrap_or_default()
+            Posting::Big(b) => (**b).clone(),
+            small => {
+                RoaringBitmap::from_sorted_iter(small.small().iter().copied()).unwrap_or_default()
             }
-            Posting::Big(b) => b.clone(),
         }
     }
 
     fn union_into(&self, acc: &mut RoaringBitmap) {
         match self {
-            Posting::Small(v) => acc.extend(v.iter().copied()),
-            Posting::Big(b) => *acc |= b,
+            Posting::Big(b) => *acc |= &**b,
+            small => acc.extend(small.small().iter().copied()),
         }
     }
 
     fn intersect(&self, acc: &RoaringBitmap) -> RoaringBitmap {
         match self {
-            Posting::Small(v) => v.iter().copied().filter(|&s| acc.contains(s)).collect(),
-            Posting::Big(b) => b & acc,
+            Posting::Big(b) => &**b & acc,
+            small => small
+                .small()
+                .iter()
+                .copied()
+                .filter(|&s| acc.contains(s))
+                .collect(),
         }
     }
 
     /// Heap bytes held, roughly.
     fn heap_bytes(&self) -> usize {
         match self {
-            Posting::Small(v) if v.spilled() => v.capacity() * 4,
-            Posting::Small(_) => 0,
-            Posting::Big(b) => b.serialized_size(),
+            Posting::Empty | Posting::One(_) => 0,
+            Posting::Few(v) => std::mem::size_of::<Vec<u32>>() + v.capacity() * 4,
+            Posting::Big(b) => std::mem::size_of::<RoaringBitmap>() + b.serialized_size(),
         }
     }
 }
 
 /// A key of the index: a fixed property by slot, or another key by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct KeyId(u64);
+struct KeyId(u32);
 
 impl KeyId {
+    /// Fixed slots take ids from the top of the range, which `Sym`s never
+    /// reach (it is reserved for their markers).
     fn fixed(slot: usize) -> KeyId {
-        KeyId(slot as u64)
+        KeyId(u32::MAX - 2 - slot as u32)
     }
 
     fn other(key: Sym) -> KeyId {
-        KeyId((1 << 32) | u64::from(key.as_u32()))
+        KeyId(key.as_u32())
     }
 }
 
@@ -171,7 +206,7 @@ impl Index {
                 continue;
             }
             touch(&mut self.keys, KeyId::fixed(i), slot, add);
-            if i != ROLES_SLOT {
+            if i != ROLES_SLOT && i != SESSION_ID_SLOT {
                 touch(&mut self.values, (KeyId::fixed(i), v), slot, add);
             }
         }
@@ -373,15 +408,36 @@ const COST_PER_POSTING: u64 = 60;
 const COST_PER_POSTED_SLOT: u64 = 1;
 const COST_PER_TESTED_SESSION: u64 = 40;
 
+/// The `$SessionId` values a test compares with, if it is one of those.
+fn id_values(program: &Program, test: Test) -> Option<SmallVec<[Sym; 4]>> {
+    match test {
+        Test::FixedEq { slot, value } if slot as usize == SESSION_ID_SLOT => {
+            Some(smallvec::smallvec![value])
+        }
+        Test::FixedIn { slot, values } if slot as usize == SESSION_ID_SLOT => {
+            Some(program.pool(values).iter().copied().collect())
+        }
+        _ => None,
+    }
+}
+
+/// The shard's data the planner reads besides its index.
+pub(super) struct ShardView<'a> {
+    pub sessions: &'a [Session],
+    pub live: &'a RoaringBitmap,
+    /// `$SessionId` → slot.
+    pub positions: &'a AHashMap<Sym, u32>,
+}
+
 /// Answers `program` for a shard from its index, or says a scan is better.
 /// `stats`, when given, collects how each op was answered.
 pub(super) fn evaluate(
     index: &Index,
     program: &Program,
-    sessions: &[Session],
-    live: &RoaringBitmap,
+    shard: &ShardView<'_>,
     mut stats: Option<&mut [OpStats]>,
 ) -> Answer {
+    let (sessions, live) = (shard.sessions, shard.live);
     let ops = program.ops();
     let n = ops.len();
     let live_len = live.len();
@@ -404,9 +460,15 @@ pub(super) fn evaluate(
         if here_len == 0 {
             continue;
         }
-        let posts = index.postings_of(program, op.test);
-        let index_cost = posts.len() as u64 * COST_PER_POSTING
-            + posts.iter().flatten().map(|p| p.len()).sum::<u64>() * COST_PER_POSTED_SLOT;
+        let ids = id_values(program, op.test);
+        let index_cost = match &ids {
+            Some(ids) => ids.len() as u64 * COST_PER_POSTING,
+            None => {
+                let posts = index.postings_of(program, op.test);
+                posts.len() as u64 * COST_PER_POSTING
+                    + posts.iter().flatten().map(|p| p.len()).sum::<u64>() * COST_PER_POSTED_SLOT
+            }
+        };
         let test_cost = here_len * COST_PER_TESTED_SESSION;
         let by_index = index_cost <= test_cost;
         if !by_index && matches!(here, Reach::All) {
@@ -414,7 +476,13 @@ pub(super) fn evaluate(
             return Answer::Scan;
         }
         let yes = if by_index {
-            let answer = index.answer(program, op.test);
+            let answer = match &ids {
+                Some(ids) => ids
+                    .iter()
+                    .filter_map(|v| shard.positions.get(v).copied())
+                    .collect(),
+                None => index.answer(program, op.test),
+            };
             match &here {
                 Reach::All => answer,
                 Reach::Some(b) => answer & b,
@@ -466,8 +534,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn postings_stay_small_in_a_map() {
+        assert_eq!(std::mem::size_of::<Posting>(), 16);
+        assert_eq!(std::mem::size_of::<(KeyId, Sym)>(), 8);
+    }
+
+    #[test]
     fn postings_grow_from_small_to_bitmap_and_back_to_empty() {
         let mut p = Posting::default();
+        p.insert(7);
+        assert!(matches!(p, Posting::One(7)));
+        p.insert(5);
+        assert_eq!(p.small(), [5, 7]);
+        p.remove(7);
+        assert!(matches!(p, Posting::One(5)));
+        p.remove(5);
+        assert!(p.is_empty());
         for s in (0..100).rev() {
             p.insert(s * 3);
         }

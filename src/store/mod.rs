@@ -15,11 +15,12 @@
 //! Measured with `cargo run --release --example memory` on 1 000 000 demo
 //! sessions (13 properties, 2.5 roles on average): a store without the index
 //! takes about 475 resident bytes per session (the session and its interned
-//! strings), and the index adds about 240. Most of the index is the postings
-//! of values that only one session has (`$SessionId`, `$ClientIP`,
-//! `$StartTime`), kept as small inline vectors rather than bitmaps. Turn the
-//! index off with [`StoreOptions::index`] where memory matters more than
-//! selective filters.
+//! strings), and the index adds about 140. Most of the index is the map
+//! entries of values that only one session has (`$ClientIP`, `$StartTime`): a
+//! posting of one slot is held inline in a 24-byte entry, larger ones as
+//! sorted vectors and then roaring bitmaps; `$SessionId` needs none (the id
+//! map answers it). Turn the index off with [`StoreOptions::index`] where
+//! memory matters more than selective filters.
 
 mod index;
 mod shard;

@@ -5,7 +5,7 @@
 use ahash::AHashMap;
 use roaring::RoaringBitmap;
 
-use super::index::{self, Answer, Index, OpStats};
+use super::index::{self, Answer, Index, OpStats, ShardView};
 use crate::intern::{self, Sym};
 use crate::session::Session;
 use crate::util::properties::SESSION_ID;
@@ -35,6 +35,14 @@ impl Shard {
         Shard {
             index: indexed.then(Index::default),
             ..Shard::default()
+        }
+    }
+
+    fn view(&self) -> ShardView<'_> {
+        ShardView {
+            sessions: &self.sessions,
+            live: &self.live,
+            positions: &self.positions,
         }
     }
 
@@ -119,9 +127,7 @@ impl Shard {
     pub(super) fn matching(&self, program: &Program, use_index: bool) -> Vec<u32> {
         if use_index {
             if let Some(index) = &self.index {
-                if let Answer::Slots(slots) =
-                    index::evaluate(index, program, &self.sessions, &self.live, None)
-                {
+                if let Answer::Slots(slots) = index::evaluate(index, program, &self.view(), None) {
                     return slots.iter().collect();
                 }
             }
@@ -137,9 +143,7 @@ impl Shard {
     pub(super) fn count(&self, program: &Program, use_index: bool) -> usize {
         if use_index {
             if let Some(index) = &self.index {
-                if let Answer::Slots(slots) =
-                    index::evaluate(index, program, &self.sessions, &self.live, None)
-                {
+                if let Answer::Slots(slots) = index::evaluate(index, program, &self.view(), None) {
                     return slots.len() as usize;
                 }
             }
@@ -152,7 +156,7 @@ impl Shard {
     pub(super) fn explain(&self, program: &Program, stats: &mut [OpStats]) -> bool {
         match &self.index {
             Some(index) => matches!(
-                index::evaluate(index, program, &self.sessions, &self.live, Some(stats)),
+                index::evaluate(index, program, &self.view(), Some(stats)),
                 Answer::Scan
             ),
             None => true,
