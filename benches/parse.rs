@@ -4,25 +4,11 @@
 //! text; the per-filter time of the `mixed` shape is the figure the
 //! `compile` group of the throughput suite builds on.
 
+mod common;
+
+use common::{conformance_filters, MIXED};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use session_filter::Filter;
-
-/// The valid filters of the crate's copy of `filters.jsonl`.
-fn conformance_filters() -> Vec<String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/conformance/filters.jsonl"
-    );
-    let text = std::fs::read_to_string(path).expect("tests/conformance/filters.jsonl");
-    text.lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|case| case.get("error").is_none())
-        .filter_map(|case| case["filter"].as_str().map(String::from))
-        .collect()
-}
-
-const MIXED: &str = "not (Department is 'Accounts' or Department is 'Payroll') \
-                     and $Country in ['UK','DE','FR'] and hasRoles ['trader']";
 
 fn parse(c: &mut Criterion) {
     let filters = conformance_filters();
@@ -37,9 +23,9 @@ fn parse(c: &mut Criterion) {
             }
         })
     });
-    group.throughput(Throughput::Bytes(MIXED.len() as u64));
-    group.bench_function(BenchmarkId::new("mixed", MIXED.len()), |b| {
-        b.iter(|| black_box(Filter::parse(black_box(MIXED)).ok()))
+    group.throughput(Throughput::Bytes(MIXED.filter.len() as u64));
+    group.bench_function(BenchmarkId::new("mixed", MIXED.filter.len()), |b| {
+        b.iter(|| black_box(Filter::parse(black_box(MIXED.filter)).ok()))
     });
     group.finish();
 }

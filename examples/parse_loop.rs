@@ -1,51 +1,48 @@
-//! Parses a filter in a loop, for profilers (perf, callgrind).
+//! Parses (or compiles) a filter in a loop, for profilers (perf, callgrind).
 //!
-//! `cargo run --release --example parse_loop -- [ITERATIONS] [FILTER | --conformance]`
+//! `cargo run --release --example parse_loop -- [ITERATIONS] [--compile] [FILTER | --conformance]`
 //!
-//! Without FILTER it parses the `mixed` filter of `benches/parse.rs`; with
+//! Without FILTER it parses the `mixed` filter of the benchmarks; with
 //! `--conformance`, each iteration parses every valid filter of
-//! `tests/conformance/filters.jsonl` once.
+//! `tests/conformance/filters.jsonl` once. `--compile` compiles to a program
+//! (text → program, as the `compile` benchmark does) instead of parsing.
 
-use session_filter::Filter;
+#[path = "../benches/common/mod.rs"]
+mod common;
 
-const MIXED: &str = "not (Department is 'Accounts' or Department is 'Payroll') \
-                     and $Country in ['UK','DE','FR'] and hasRoles ['trader']";
-
-fn conformance_filters() -> Vec<String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/conformance/filters.jsonl"
-    );
-    let text = std::fs::read_to_string(path).expect("tests/conformance/filters.jsonl");
-    text.lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|case| case.get("error").is_none())
-        .filter_map(|case| case["filter"].as_str().map(String::from))
-        .collect()
-}
+use session_filter::{Filter, Program};
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let compile = args.iter().any(|a| a == "--compile");
+    args.retain(|a| a != "--compile");
+    let mut args = args.into_iter();
     let n: usize = args
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let filters = match args.next() {
-        Some(flag) if flag == "--conformance" => conformance_filters(),
+        Some(flag) if flag == "--conformance" => common::conformance_filters(),
         Some(filter) => vec![filter],
-        None => vec![MIXED.to_owned()],
+        None => vec![common::MIXED.filter.to_owned()],
     };
     let start = std::time::Instant::now();
     let mut ok = 0usize;
     for _ in 0..n {
         for f in &filters {
-            ok += usize::from(Filter::parse(std::hint::black_box(f)).is_ok());
+            let f = std::hint::black_box(f);
+            ok += usize::from(if compile {
+                Program::compile(f).is_ok()
+            } else {
+                Filter::parse(f).is_ok()
+            });
         }
     }
     let per = start.elapsed().as_secs_f64() / (n * filters.len()) as f64;
     eprintln!(
-        "{ok}/{} ok, {:.3} µs per parse",
+        "{ok}/{} ok, {:.3} µs per {}",
         n * filters.len(),
-        per * 1e6
+        per * 1e6,
+        if compile { "compile" } else { "parse" }
     );
 }

@@ -50,6 +50,20 @@ pub const HAS: Shape = Shape {
 
 pub const SHAPES: [Shape; 6] = [EQ, AND3, IN10, ROLES2, MIXED, HAS];
 
+/// The valid filters of the crate's copy of `filters.jsonl`.
+pub fn conformance_filters() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/filters.jsonl"
+    );
+    let text = std::fs::read_to_string(path).expect("tests/conformance/filters.jsonl");
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|case| case.get("error").is_none())
+        .filter_map(|case| case["filter"].as_str().map(String::from))
+        .collect()
+}
+
 /// The demo population's properties, sessions `0..n`.
 pub fn population(n: usize) -> Vec<Vec<(String, String)>> {
     (0..n as u64)

@@ -193,7 +193,8 @@ pub fn check_roles(s: &str) {
 }
 
 /// A filter error's position is a character boundary inside the input, its
-/// line and column agree with it, and it renders.
+/// line and column agree with it, its message names what was expected and
+/// what was found, and it renders.
 pub fn check_error(input: &str, err: &FilterError) {
     let offset = err.offset();
     assert!(
@@ -225,6 +226,10 @@ pub fn check_error(input: &str, err: &FilterError) {
         );
     }
     let message = err.message();
+    assert!(
+        message.starts_with("expected ") && message.contains(", found "),
+        "{input:?}: the message must name what was expected and what was found: {message}"
+    );
     assert_eq!(err.to_string(), format!("{line}:{column}: {message}"));
     let render = err.render();
     assert!(render.ends_with('^'), "{input:?}: render {render:?}");
