@@ -21,18 +21,13 @@ const KEYS: &[&str] = &[
     "x[y]",
     "東京",
 ];
-const SESSION_KEYS: &[&str] = &[
-    "$Country",
-    "$Principal",
-    "$Version",
-    "$Roles",
-    "Department",
-    "k",
-    "not",
-    "x[y]",
-    "東京",
-    "bad key",
-];
+
+/// A key for a session: one of `KEYS`, or now and then one no session takes.
+fn session_key(i: u8) -> &'static str {
+    KEYS.get(i as usize % (KEYS.len() + 1))
+        .copied()
+        .unwrap_or("bad key")
+}
 const VALUES: &[&str] = &["", "UK", "DE", "a'b", "a\"b", "\\", "é", "UK ", "\n", "v"];
 const ROLES: &[&str] = &["", "admin", "client", "a,b", "q\"", "q'", "\\", "r r"];
 
@@ -135,8 +130,8 @@ impl SessionSpec {
         let mut props: Props = self
             .props
             .iter()
-            .filter(|&&(k, _)| pick(SESSION_KEYS, k) != "$Roles")
-            .map(|&(k, v)| (pick(SESSION_KEYS, k).to_owned(), pick(VALUES, v).to_owned()))
+            .filter(|&&(k, _)| session_key(k) != "$Roles")
+            .map(|&(k, v)| (session_key(k).to_owned(), pick(VALUES, v).to_owned()))
             .collect();
         if let Some(r) = &self.roles {
             props.push(("$Roles".into(), roles_to_string(roles(r))));
@@ -164,7 +159,7 @@ impl OpSpec {
         let i = |n: &u8| *n as usize % 8;
         let props = |ps: &[(u8, u8)]| -> Props {
             ps.iter()
-                .map(|&(k, v)| (pick(SESSION_KEYS, k).to_owned(), pick(VALUES, v).to_owned()))
+                .map(|&(k, v)| (session_key(k).to_owned(), pick(VALUES, v).to_owned()))
                 .collect()
         };
         match self {
@@ -178,9 +173,7 @@ impl OpSpec {
             OpSpec::SetProperties(n, ps) => StoreOp::SetProperties(i(n), props(ps)),
             OpSpec::RemoveProperties(n, ks) => StoreOp::RemoveProperties(
                 i(n),
-                ks.iter()
-                    .map(|&k| pick(SESSION_KEYS, k).to_owned())
-                    .collect(),
+                ks.iter().map(|&k| session_key(k).to_owned()).collect(),
             ),
             OpSpec::Query(f, n) => StoreOp::Query(build_expr(f), i(n)),
         }

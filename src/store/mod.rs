@@ -237,10 +237,20 @@ impl SessionStore {
     where
         F: Fn(&RwLock<Shard>) -> usize + Sync + Send,
     {
+        self.map_shards(execution, f).into_iter().sum()
+    }
+
+    /// Runs `f` on every shard, in parallel or not, and collects the results
+    /// in shard order.
+    fn map_shards<T, F>(&self, execution: Execution, f: F) -> Vec<T>
+    where
+        T: Send,
+        F: Fn(&RwLock<Shard>) -> T + Sync + Send,
+    {
         if self.parallel(execution) {
-            self.shards.par_iter().map(f).sum()
+            self.shards.par_iter().map(f).collect()
         } else {
-            self.shards.iter().map(f).sum()
+            self.shards.iter().map(f).collect()
         }
     }
 
@@ -278,11 +288,10 @@ impl SessionStore {
                 .filter_map(|slot| shard.session(slot).id().map(|id| id.to_string()))
                 .collect()
         };
-        if self.parallel(Execution::Auto) {
-            self.shards.par_iter().flat_map_iter(ids).collect()
-        } else {
-            self.shards.iter().flat_map(ids).collect()
-        }
+        self.map_shards(Execution::Auto, ids)
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Removes every session that matches `filter`; returns how many.
