@@ -109,14 +109,33 @@ impl Session {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        // On an error the partly built session drops and gives back its strings.
+        // On an error the partly built session drops and gives back its
+        // strings. Other keys are gathered unsorted and sorted once at the
+        // end, so a session of many keys costs n log n, not n².
         let mut session = Session::empty();
         for (key, value) in props {
             let (key, value) = (key.as_ref(), value.as_ref());
-            if session.contains_key(key) {
-                return Err(Error::DuplicateKey(key.to_owned()));
+            if let Some(slot) = fixed_slot(key) {
+                if session.fixed[slot] != Sym::NONE {
+                    return Err(Error::DuplicateKey(key.to_owned()));
+                }
+                session.set(key, value)?;
+                continue;
             }
-            session.set(key, value)?;
+            if !key.starts_with('$') {
+                validate_user_key(key)?;
+            }
+            let k = intern::intern(key)?;
+            session.others.push((k, Sym::NONE));
+            let v = intern::intern(value)?;
+            if let Some(last) = session.others.last_mut() {
+                last.1 = v;
+            }
+        }
+        session.others.sort_unstable_by_key(|&(k, _)| k);
+        if let Some(pair) = session.others.windows(2).find(|w| w[0].0 == w[1].0) {
+            let key = intern::resolve(pair[0].0).map(|k| k.to_string());
+            return Err(Error::DuplicateKey(key.unwrap_or_default()));
         }
         Ok(session)
     }
@@ -168,6 +187,8 @@ impl Session {
         S: AsRef<str>,
     {
         let mut syms: SmallVec<[Sym; 4]> = SmallVec::new();
+        // Beyond a few roles, a set keeps the duplicate check linear.
+        let mut seen: ahash::AHashSet<Sym> = ahash::AHashSet::new();
         for role in roles {
             let sym = match intern::intern(role.as_ref()) {
                 Ok(sym) => sym,
@@ -176,10 +197,18 @@ impl Session {
                     return Err(e.into());
                 }
             };
-            if syms.contains(&sym) {
-                intern::release(sym);
+            let fresh = if syms.len() < 16 {
+                !syms.contains(&sym)
             } else {
+                if seen.is_empty() {
+                    seen.extend(syms.iter().copied());
+                }
+                seen.insert(sym)
+            };
+            if fresh {
                 syms.push(sym);
+            } else {
+                intern::release(sym);
             }
         }
         let old = std::mem::replace(&mut self.roles, syms);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use session_filter::{Program, Session, ROLES, SESSION_ID};
+use session_filter::{roles_to_string, Program, Session, ROLES, SESSION_ID};
 
 use crate::Failure;
 
@@ -205,28 +205,26 @@ fn evaluate(program: &Program, line: &[u8]) -> Result<Line, String> {
     }
     let props: Props =
         serde_json::from_str(text).map_err(|e| format!("invalid session JSON: {e}"))?;
-    let mut session = Session::empty();
-    let mut id = None;
+    let mut pairs = Vec::with_capacity(props.0.len());
     for (key, value) in props.0 {
-        if session.contains_key(&key) {
-            return Err(format!("property key {key:?} is given more than once"));
-        }
-        let result = match value {
-            Value::Text(v) => {
-                if key == SESSION_ID {
-                    id = Some(v.clone());
-                }
-                session.set(&key, &v)
-            }
-            Value::Roles(roles) if key == ROLES => session.set_roles(&roles),
+        let value = match value {
+            Value::Text(v) => v,
+            // A roles array stands for the set its roles string would.
+            Value::Roles(roles) if key == ROLES => roles_to_string(&roles),
             Value::Roles(_) => {
                 return Err(format!(
                     "the value of {key:?} must be a string (only $Roles may be an array)"
                 ))
             }
         };
-        result.map_err(|e| e.to_string())?;
+        pairs.push((key, value));
     }
+    let id = pairs
+        .iter()
+        .find(|(k, _)| k == SESSION_ID)
+        .map(|(_, v)| v.clone());
+    // Session::new checks keys and duplicates as the store does.
+    let session = Session::new(pairs).map_err(|e| e.to_string())?;
     Ok(Line::Session {
         matched: program.matches(&session),
         id,
