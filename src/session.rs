@@ -481,6 +481,25 @@ mod tests {
     }
 
     #[test]
+    fn duplicates_are_found_among_many_keys_and_roles() {
+        let mut props: Vec<(String, String)> = (0..3000)
+            .rev()
+            .map(|i| (format!("k{i}"), "v".into()))
+            .collect();
+        assert_eq!(Session::new(props.clone()).unwrap().others.len(), 3000);
+        props.push(("k1500".into(), "w".into()));
+        assert_eq!(
+            Session::new(props).unwrap_err(),
+            Error::DuplicateKey("k1500".into())
+        );
+        let mut s = Session::empty();
+        let roles: Vec<String> = (0..100).chain(0..100).map(|i| format!("r{i}")).collect();
+        s.set_roles(&roles).unwrap();
+        assert_eq!(s.role_syms().len(), 100);
+        assert_eq!(s.roles()[99].as_ref(), "r99");
+    }
+
+    #[test]
     fn many_user_keys_use_binary_search() {
         let props: Vec<(String, String)> = (0..40)
             .map(|i| (format!("k{i}"), format!("v{i}")))
