@@ -89,11 +89,14 @@ enum Task<'a> {
     /// Generate `operand`, going to `t` when it holds and `f` when not; push
     /// its entry label.
     Gen(Operand<'a>, u32, u32),
-    /// The label of operand `i` of an `and` is on the result stack: generate
-    /// operand `i - 1` to go there when true.
-    And(Vec<Operand<'a>>, u32),
-    /// The same for `or`: operand `i - 1` goes there when false.
-    Or(Vec<Operand<'a>>, u32),
+    /// The label of the operand after these of an `and` (`is_and`) or `or`
+    /// is on the result stack: generate the last of `operands` to go there
+    /// when true (`and`) or false (`or`), and to `exit` otherwise.
+    Chain {
+        operands: Vec<Operand<'a>>,
+        is_and: bool,
+        exit: u32,
+    },
 }
 
 struct Compiler {
@@ -118,24 +121,22 @@ impl Compiler {
                 Task::Gen(Operand::Expr(e), t, f) => match e {
                     Expr::All { .. } => labels.push(t),
                     Expr::Not { expr, .. } => tasks.push(Task::Gen(Operand::Expr(expr), f, t)),
-                    Expr::And { exprs, .. } => {
-                        let mut operands = self.merge(exprs, true)?;
+                    Expr::And { exprs, .. } | Expr::Or { exprs, .. } => {
+                        let is_and = matches!(e, Expr::And { .. });
+                        let mut operands = self.merge(exprs, is_and)?;
+                        // An `and` leaves early to `f`, an `or` to `t`.
+                        let exit = if is_and { f } else { t };
                         match operands.pop() {
                             Some(last) => {
-                                tasks.push(Task::And(operands, f));
+                                tasks.push(Task::Chain {
+                                    operands,
+                                    is_and,
+                                    exit,
+                                });
                                 tasks.push(Task::Gen(last, t, f));
                             }
-                            None => labels.push(t),
-                        }
-                    }
-                    Expr::Or { exprs, .. } => {
-                        let mut operands = self.merge(exprs, false)?;
-                        match operands.pop() {
-                            Some(last) => {
-                                tasks.push(Task::Or(operands, t));
-                                tasks.push(Task::Gen(last, t, f));
-                            }
-                            None => labels.push(f),
+                            // No operands: `and` holds, `or` does not.
+                            None => labels.push(if is_and { t } else { f }),
                         }
                     }
                     Expr::Ne { .. } => {
@@ -147,18 +148,20 @@ impl Compiler {
                         labels.push(self.emit_or_fold(test, t, f)?);
                     }
                 },
-                Task::And(mut operands, f) => {
-                    if let Some(prev) = operands.pop() {
-                        let next = labels.pop().unwrap_or(MATCH);
-                        tasks.push(Task::And(operands, f));
-                        tasks.push(Task::Gen(prev, next, f));
-                    }
-                }
-                Task::Or(mut operands, t) => {
+                Task::Chain {
+                    mut operands,
+                    is_and,
+                    exit,
+                } => {
                     if let Some(prev) = operands.pop() {
                         let next = labels.pop().unwrap_or(FAIL);
-                        tasks.push(Task::Or(operands, t));
-                        tasks.push(Task::Gen(prev, t, next));
+                        let (t, f) = if is_and { (next, exit) } else { (exit, next) };
+                        tasks.push(Task::Chain {
+                            operands,
+                            is_and,
+                            exit,
+                        });
+                        tasks.push(Task::Gen(prev, t, f));
                     }
                 }
             }
