@@ -123,14 +123,20 @@ impl Shard {
         }
     }
 
+    /// The matching slots from the index, when `use_index`, the shard has an
+    /// index and the planner finds it pays; `None` means scan.
+    fn indexed(&self, program: &Program, use_index: bool) -> Option<RoaringBitmap> {
+        let index = self.index.as_ref().filter(|_| use_index)?;
+        match index::evaluate(index, program, &self.view(), None) {
+            Answer::Slots(slots) => Some(slots),
+            Answer::Scan => None,
+        }
+    }
+
     /// The slots of the sessions that match, in slot order.
     pub(super) fn matching(&self, program: &Program, use_index: bool) -> Vec<u32> {
-        if use_index {
-            if let Some(index) = &self.index {
-                if let Answer::Slots(slots) = index::evaluate(index, program, &self.view(), None) {
-                    return slots.iter().collect();
-                }
-            }
+        if let Some(slots) = self.indexed(program, use_index) {
+            return slots.iter().collect();
         }
         let mut out = Vec::new();
         program.for_each_match_live(&self.sessions, Some(&self.live_words), |i| {
@@ -141,14 +147,10 @@ impl Shard {
 
     /// How many sessions match.
     pub(super) fn count(&self, program: &Program, use_index: bool) -> usize {
-        if use_index {
-            if let Some(index) = &self.index {
-                if let Answer::Slots(slots) = index::evaluate(index, program, &self.view(), None) {
-                    return slots.len() as usize;
-                }
-            }
+        match self.indexed(program, use_index) {
+            Some(slots) => slots.len() as usize,
+            None => program.count_live(&self.sessions, Some(&self.live_words)),
         }
-        program.count_live(&self.sessions, Some(&self.live_words))
     }
 
     /// Plans `program` and records how each op was answered; true when the
