@@ -2,7 +2,7 @@
 //!
 //! A server holding many client sessions selects them in bulk with filters
 //! such as `$Country in ['UK','DE'] and hasRoles ['trader']`. This crate
-//! parses the filter language (`../shared/SPEC.md`), compiles a filter once
+//! parses the filter language, compiles a filter once
 //! into a small [`Program`], and evaluates it against interned
 //! [`Session`]s, one at a time or millions at once.
 //!
@@ -50,10 +50,15 @@
 #![deny(missing_docs)]
 
 mod compile;
+#[doc(hidden)]
 pub mod demo;
 mod error;
 pub mod intern;
+pub mod properties;
+#[doc(hidden)]
 pub mod reference;
+#[cfg(feature = "serde")]
+mod serde;
 mod session;
 mod store;
 pub mod syntax;
@@ -66,7 +71,7 @@ pub use session::{PropertyKey, Session};
 pub use store::{Execution, SessionStore, StoreOptions};
 pub use syntax::{Error as FilterError, ErrorKind as FilterErrorKind, Filter, Limits};
 pub use util::escape::{escape, escape_into, unescape, UnescapeError};
-pub use util::properties::*;
+pub use util::properties::{validate_user_key, KeyError, KeyErrorKind};
 pub use util::roles::{roles_to_string, string_to_roles, RolesError, RolesErrorKind};
 pub use vm::Program;
 

@@ -4,8 +4,9 @@ mod common;
 
 use proptest::prelude::*;
 use serde_json::Value as Json;
+use session_filter::properties::FIXED_PROPERTIES;
 use session_filter::{
-    escape, roles_to_string, string_to_roles, unescape, validate_user_key, Filter, FIXED_PROPERTIES,
+    escape, roles_to_string, string_to_roles, unescape, validate_user_key, Filter,
 };
 
 /// Runs one `roles.jsonl` case through the library; returns a description
@@ -69,9 +70,9 @@ fn fixed_property_constants_match_the_spec_list() {
         FIXED_PROPERTIES.to_vec(),
         spec.split_whitespace().collect::<Vec<_>>()
     );
-    assert_eq!(session_filter::ROLES, "$Roles");
-    assert_eq!(session_filter::CLIENT_IP, "$ClientIP");
-    assert_eq!(session_filter::MQTT_CLIENT_ID, "$MQTTClientId");
+    assert_eq!(session_filter::properties::ROLES, "$Roles");
+    assert_eq!(session_filter::properties::CLIENT_IP, "$ClientIP");
+    assert_eq!(session_filter::properties::MQTT_CLIENT_ID, "$MQTTClientId");
 }
 
 #[test]

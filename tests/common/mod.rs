@@ -8,15 +8,26 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
+/// The repository root: the library's manifest directory, found from the
+/// manifest directory of whichever package runs the test (the library or
+/// the CLI package in `cli/`).
+pub fn root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|dir| dir.join("tests/conformance").is_dir())
+        .unwrap_or(here)
+        .to_path_buf()
+}
+
 /// The crate's own copies of the conformance cases (`tests/conformance/`).
 pub fn local_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance")
+    root().join("tests/conformance")
 }
 
 /// The project's shared conformance cases (`../shared/conformance/`), or
 /// `None` (with a message saying so) when this checkout has no `../shared`.
 pub fn shared_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
+    let dir = root().join("../shared/conformance");
     if dir.is_dir() {
         Some(dir)
     } else {

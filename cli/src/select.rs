@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use session_filter::{roles_to_string, Program, Session, ROLES, SESSION_ID};
+use session_filter::properties::{ROLES, SESSION_ID};
+use session_filter::{roles_to_string, Program, Session};
 
 use crate::Failure;
 

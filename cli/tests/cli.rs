@@ -1,5 +1,6 @@
 //! SPEC section 7: the command-line tool, driven as a black box.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
