@@ -24,9 +24,7 @@ use cel_interpreter::objects::{Key as CelKey, Map as CelMap};
 use cel_interpreter::{Context, Program as CelProgram, Value as CelValue};
 use common::{Shape, AND3, EQ, HAS, IN10, MIXED, POPULATION, ROLES2, SHAPES};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use session_filter::{
-    reference, string_to_roles, Filter, Interned, Program, PropertyKey, Session, Sym,
-};
+use session_filter::{reference, string_to_roles, Filter, Interned, Program, PropertyKey, Session};
 
 /// The same shape in CEL: `s` is the session's map, `r` its list of roles.
 fn cel_text(shape: &Shape) -> &'static str {
@@ -54,15 +52,15 @@ fn closure(shape: &Shape) -> InternedTest {
     match shape.id {
         "eq" => {
             let (country, de) = (key("$Country"), sym("DE"));
-            Box::new(move |s| s.value(&country) == Some(de.sym()))
+            Box::new(move |s| s.value(&country).is_some_and(|v| v == de))
         }
         "and3" => {
             let (country, client, status) = (key("$Country"), key("$ClientType"), key("Status"));
             let (de, java, open) = (sym("DE"), sym("JAVA"), sym("Open"));
             Box::new(move |s| {
-                s.value(&country) == Some(de.sym())
-                    && s.value(&client) != Some(java.sym())
-                    && s.value(&status) == Some(open.sym())
+                s.value(&country).is_some_and(|v| v == de)
+                    && !s.value(&client).is_some_and(|v| v == java)
+                    && s.value(&status).is_some_and(|v| v == open)
             })
         }
         "in10" => {
@@ -71,30 +69,25 @@ fn closure(shape: &Shape) -> InternedTest {
                 .iter()
                 .map(|v| sym(v))
                 .collect();
-            let set: Vec<Sym> = held.iter().map(Interned::sym).collect();
             Box::new(move |s| {
-                let _ = &held;
-                s.value(&country).is_some_and(|v| set.contains(&v))
+                s.value(&country)
+                    .is_some_and(|v| held.iter().any(|h| v == *h))
             })
         }
         "roles2" => {
             let (trader, operator) = (sym("trader"), sym("operator"));
-            Box::new(move |s| {
-                let roles = s.role_syms();
-                roles.contains(&trader.sym()) && roles.contains(&operator.sym())
-            })
+            Box::new(move |s| s.has_interned_role(&trader) && s.has_interned_role(&operator))
         }
         "mixed" => {
             let (dept, country) = (key("Department"), key("$Country"));
             let (accounts, payroll, trader) = (sym("Accounts"), sym("Payroll"), sym("trader"));
             let held: Vec<Interned> = ["UK", "DE", "FR"].iter().map(|v| sym(v)).collect();
-            let set: Vec<Sym> = held.iter().map(Interned::sym).collect();
             Box::new(move |s| {
-                let _ = &held;
                 let d = s.value(&dept);
-                !(d == Some(accounts.sym()) || d == Some(payroll.sym()))
-                    && s.value(&country).is_some_and(|v| set.contains(&v))
-                    && s.role_syms().contains(&trader.sym())
+                !d.is_some_and(|d| d == accounts || d == payroll)
+                    && s.value(&country)
+                        .is_some_and(|v| held.iter().any(|h| v == *h))
+                    && s.has_interned_role(&trader)
             })
         }
         "has" => {

@@ -18,19 +18,16 @@ use ahash::AHashMap;
 use smallvec::SmallVec;
 
 use crate::error::Error;
-use crate::intern::{self, Sym};
+use crate::intern::{Interned, Sym};
 use crate::session::fixed_slot;
 use crate::syntax::{Expr, Filter, Limits, Value};
 use crate::util::properties::ROLES;
 use crate::util::roles::string_to_roles_strict;
-use crate::vm::{Inner, Op, Pool, Program, Test};
+use crate::vm::{Label, Op, Pool, Program, Test};
 
-/// Label for "the filter matches".
-const MATCH: u32 = u32::MAX;
-/// Label for "the filter does not match".
-const FAIL: u32 = u32::MAX - 1;
-/// The most ops a program may hold (labels above are reserved).
-const MAX_OPS: usize = (u32::MAX - 3) as usize;
+const MATCH: u32 = Label::MATCH;
+const FAIL: u32 = Label::FAIL;
+const MAX_OPS: usize = Label::MAX_OPS;
 
 impl Program {
     /// Parses and compiles a filter with the default [`Limits`].
@@ -40,20 +37,31 @@ impl Program {
 
     /// Parses and compiles a filter within `limits`.
     pub fn compile_with(filter: &str, limits: &Limits) -> Result<Program, Error> {
-        Program::compile_filter(Filter::parse_with(filter, limits)?)
+        Program::from_parsed(Filter::parse_with(filter, limits)?)
     }
 
-    /// Compiles a parsed filter.
+    /// Compiles a parsed filter (the program keeps a copy of it, for
+    /// [`Display`](std::fmt::Display)).
     ///
     /// Fails only for filters built by hand that the parser would reject (a
     /// `$Roles` value that is not a roles string), or when the interner or
     /// the program is full.
-    pub fn from_filter(filter: &Filter) -> Result<Program, Error> {
-        Program::compile_filter(filter.clone())
+    ///
+    /// ```
+    /// use session_filter::{Filter, Program};
+    /// let filter = Filter::parse("has Tier")?;
+    /// let program = Program::new(&filter)?;
+    /// assert_eq!(program.to_string(), "has Tier");
+    /// // Or, giving the filter away:
+    /// let program = Program::try_from(filter)?;
+    /// # Ok::<(), session_filter::Error>(())
+    /// ```
+    pub fn new(filter: &Filter) -> Result<Program, Error> {
+        Program::from_parsed(filter.clone())
     }
 
-    /// [`Program::from_filter`], keeping the filter without a copy.
-    pub fn compile_filter(filter: Filter) -> Result<Program, Error> {
+    /// [`Program::new`], keeping the filter without a copy.
+    pub(crate) fn from_parsed(filter: Filter) -> Result<Program, Error> {
         // Room for a typical filter, so the vectors rarely grow.
         let mut c = Compiler {
             ops: Vec::with_capacity(8),
@@ -61,20 +69,28 @@ impl Program {
             sets: Vec::new(),
             held: Vec::with_capacity(16),
         };
-        match c.compile(filter.expr()) {
-            Ok(entry) => Ok(c.finish(entry, filter)),
-            Err(e) => {
-                c.held.drain(..).for_each(intern::release);
-                Err(e)
-            }
-        }
+        let entry = c.compile(filter.expr())?;
+        Ok(Program::assemble(
+            c.ops, entry, c.syms, c.sets, c.held, filter,
+        ))
     }
 }
 
-impl Filter {
-    /// Compiles the filter into a [`Program`] (which keeps a copy of it).
-    pub fn compile(&self) -> Result<Program, Error> {
-        Program::from_filter(self)
+impl TryFrom<Filter> for Program {
+    type Error = Error;
+
+    /// [`Program::new`], keeping the filter without a copy.
+    fn try_from(filter: Filter) -> Result<Program, Error> {
+        Program::from_parsed(filter)
+    }
+}
+
+impl TryFrom<&Filter> for Program {
+    type Error = Error;
+
+    /// [`Program::new`].
+    fn try_from(filter: &Filter) -> Result<Program, Error> {
+        Program::new(filter)
     }
 }
 
@@ -104,7 +120,7 @@ struct Compiler {
     ops: Vec<Op>,
     syms: Vec<Sym>,
     sets: Vec<Pool>,
-    held: Vec<Sym>,
+    held: Vec<Interned>,
 }
 
 impl Compiler {
@@ -261,8 +277,9 @@ impl Compiler {
     }
 
     fn intern(&mut self, s: &str) -> Result<Sym, Error> {
-        let sym = intern::intern(s)?;
-        self.held.push(sym);
+        let held = Interned::new(s)?;
+        let sym = held.sym();
+        self.held.push(held);
         Ok(sym)
     }
 
@@ -364,34 +381,12 @@ impl Compiler {
             _ => return Ok(None),
         }))
     }
-
-    /// Reverses the ops so jumps go forward and resolves the labels.
-    fn finish(mut self, entry: u32, filter: Filter) -> Program {
-        let n = self.ops.len() as u32;
-        let resolve = |label: u32| match label {
-            MATCH => n,
-            FAIL => n + 1,
-            i => n - 1 - i,
-        };
-        self.ops.reverse();
-        for op in &mut self.ops {
-            op.on_true = resolve(op.on_true);
-            op.on_false = resolve(op.on_false);
-        }
-        Program::from_inner(Inner {
-            ops: self.ops.into_boxed_slice(),
-            entry: resolve(entry),
-            syms: std::mem::take(&mut self.syms).into_boxed_slice(),
-            sets: std::mem::take(&mut self.sets).into_boxed_slice(),
-            held: std::mem::take(&mut self.held).into_boxed_slice(),
-            filter,
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intern;
 
     fn explain(filter: &str) -> String {
         Program::compile(filter).unwrap().explain()
@@ -458,8 +453,8 @@ mod tests {
     #[test]
     fn hand_built_invalid_roles_is_an_error_not_a_panic() {
         let f = Filter::from(Expr::is("$Roles", "admin\"x"));
-        assert!(matches!(f.compile(), Err(Error::InvalidRoles(_))));
+        assert!(matches!(Program::new(&f), Err(Error::InvalidRoles(_))));
         let f = Filter::from(Expr::has_roles(Vec::<String>::new()));
-        assert_eq!(f.compile().unwrap().explain(), "entry MATCH\n");
+        assert_eq!(Program::new(&f).unwrap().explain(), "entry MATCH\n");
     }
 }

@@ -30,9 +30,11 @@ use ahash::RandomState;
 /// An interned string: a small `Copy` id, equal for equal strings.
 ///
 /// A `Sym` is only meaningful while something holds a reference to its
-/// string (a session, a program, an [`Interned`] handle).
+/// string (a session, a program, an [`Interned`] handle), which is why it
+/// never leaves the crate: public code compares values through handles that
+/// keep the string alive ([`Interned`], [`PropertyValue`](crate::PropertyValue)).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Sym(u32);
+pub(crate) struct Sym(u32);
 
 /// Shards of the table, so threads interning at once rarely meet on a lock.
 const SHARD_BITS: u32 = 4;
@@ -60,7 +62,7 @@ impl Sym {
     }
 
     /// The id as a number (stable for as long as the string is held).
-    pub fn as_u32(self) -> u32 {
+    pub(crate) fn as_u32(self) -> u32 {
         self.0
     }
 
@@ -217,31 +219,32 @@ pub(crate) fn resolve(sym: Sym) -> Option<Arc<str>> {
 /// How many distinct strings are interned now, across all shards.
 ///
 /// ```
-/// let before = session_filter::interned_count();
 /// let handle = session_filter::Interned::new("a string nobody else uses 7f3a").unwrap();
 /// // Other threads may intern too, so only a lower bound is certain here.
 /// assert!(session_filter::interned_count() >= 1);
 /// drop(handle);
-/// # let _ = before;
 /// ```
 pub fn interned_count() -> usize {
     (0..SHARDS).map(|i| INTERNER.lock(i).ids.len()).sum()
 }
 
-/// A held interned string: a reference-counted handle to a [`Sym`].
+/// A held interned string: equal strings give equal handles, compared by id.
 ///
 /// Useful to hand-written code that compares session values by id (the
-/// benchmark baselines do); cloning takes another reference, dropping gives
-/// it back.
+/// benchmark baselines do, through [`Session::value`](crate::Session::value));
+/// cloning takes another reference, dropping gives it back, and the string
+/// stays interned while a handle holds it.
 ///
 /// ```
-/// use session_filter::{Interned, Session};
+/// use session_filter::{Interned, PropertyKey, Session};
 ///
 /// let uk = Interned::new("UK")?;
 /// let s = Session::new([("$SessionId", "s1"), ("$Country", "UK")])?;
-/// assert_eq!(s.get_sym("$Country"), Some(uk.sym()));
+/// assert!(s.value(&PropertyKey::new("$Country")?).is_some_and(|v| v == uk));
+/// assert_eq!(uk, Interned::new("UK")?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(PartialEq, Eq, Hash)]
 pub struct Interned(Sym);
 
 impl Interned {
@@ -251,7 +254,7 @@ impl Interned {
     }
 
     /// The id.
-    pub fn sym(&self) -> Sym {
+    pub(crate) fn sym(&self) -> Sym {
         self.0
     }
 

@@ -16,7 +16,7 @@
 //! assert_eq!(filter.to_string(), r#"$Country in ["UK", "DE"] and hasRoles ["trader"]"#);
 //!
 //! // Compile once, evaluate many times.
-//! let program = filter.compile()?;
+//! let program = Program::new(&filter)?;
 //! let sessions = vec![
 //!     Session::new([("$SessionId", "s1"), ("$Country", "UK"), ("$Roles", r#""trader""#)])?,
 //!     Session::new([("$SessionId", "s2"), ("$Country", "DE")])?,
@@ -43,9 +43,10 @@
 //! Filters may come from clients that are not trusted. Parsing is bounded by
 //! [`Limits`] (length, nesting depth, list size), never panics and never
 //! recurses deeper than the depth limit allows; every later pass walks the
-//! tree with a heap stack. Compiled programs hold their strings in a
-//! reference-counted interner (see [`intern`]), so compiling and dropping any
-//! number of filters leaves no memory behind.
+//! tree with a heap stack. Sessions and compiled programs hold their strings
+//! in a process-wide reference-counted interner, so compiling and dropping
+//! any number of filters, or churning sessions, leaves no memory behind
+//! ([`interned_count`] shows it).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -53,7 +54,7 @@ mod compile;
 #[doc(hidden)]
 pub mod demo;
 mod error;
-pub mod intern;
+mod intern;
 pub mod properties;
 #[doc(hidden)]
 pub mod reference;
@@ -66,8 +67,8 @@ mod util;
 mod vm;
 
 pub use error::Error;
-pub use intern::{interned_count, CapacityError, Interned, Sym};
-pub use session::{PropertyKey, Session};
+pub use intern::{interned_count, CapacityError, Interned};
+pub use session::{PropertyKey, PropertyValue, Session};
 pub use store::{Execution, SessionStore, StoreOptions};
 pub use syntax::{Error as FilterError, ErrorKind as FilterErrorKind, Filter, Limits};
 pub use util::escape::{escape, escape_into, unescape, UnescapeError};

@@ -7,6 +7,7 @@
 //! set of role ids, not as a string.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
@@ -49,6 +50,62 @@ const fn str_eq(a: &str, b: &str) -> bool {
         i += 1;
     }
     true
+}
+
+/// A property key as indexes name it: a fixed property by slot, or another
+/// key by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct KeyId(u32);
+
+impl KeyId {
+    /// Fixed slots take ids from the top of the range, which `Sym`s never
+    /// reach (it is reserved for their markers).
+    pub(crate) fn fixed(slot: usize) -> KeyId {
+        KeyId(u32::MAX - 2 - slot as u32)
+    }
+
+    pub(crate) fn other(key: Sym) -> KeyId {
+        KeyId(key.as_u32())
+    }
+}
+
+/// One fact about a session that an index can post it under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Term {
+    /// The key is present.
+    Key(KeyId),
+    /// The key holds this value (every key but `$Roles`, which is a set).
+    Value(KeyId, Sym),
+    /// The session has this role.
+    Role(Sym),
+    /// The session has this many roles (0 without `$Roles`).
+    RoleCount(u32),
+}
+
+/// A role change, interned once for all the sessions it applies to.
+pub(crate) struct RoleChange {
+    remove: Vec<Interned>,
+    add: Vec<Interned>,
+}
+
+impl RoleChange {
+    /// Interns the roles; duplicates collapse.
+    pub(crate) fn new(remove: &[&str], add: &[&str]) -> Result<RoleChange, Error> {
+        let intern_all = |roles: &[&str]| -> Result<Vec<Interned>, Error> {
+            let mut out: Vec<Interned> = Vec::with_capacity(roles.len());
+            for r in roles {
+                let held = Interned::new(r)?;
+                if !out.iter().any(|h| h.sym() == held.sym()) {
+                    out.push(held);
+                }
+            }
+            Ok(out)
+        };
+        Ok(RoleChange {
+            remove: intern_all(remove)?,
+            add: intern_all(add)?,
+        })
+    }
 }
 
 /// The fixed slot of `key`, if it is a known fixed property.
@@ -217,6 +274,62 @@ impl Session {
         Ok(())
     }
 
+    /// Removes the change's roles to remove, then adds its roles to add (a
+    /// role in both ends up present), and writes `$Roles`.
+    pub(crate) fn change_roles(&mut self, change: &RoleChange) {
+        let mut roles: SmallVec<[Sym; 4]> =
+            SmallVec::with_capacity(self.roles.len() + change.add.len());
+        let mut dropped: SmallVec<[Sym; 4]> = SmallVec::new();
+        for &r in &self.roles {
+            if change.remove.iter().any(|h| h.sym() == r) {
+                dropped.push(r);
+            } else {
+                roles.push(r);
+            }
+        }
+        for h in &change.add {
+            if !roles.contains(&h.sym()) {
+                intern::retain(h.sym());
+                roles.push(h.sym());
+            }
+        }
+        self.roles = roles;
+        self.fixed[ROLES_SLOT] = Sym::PRESENT;
+        // Given back only after the new references are taken.
+        dropped.into_iter().for_each(intern::release);
+    }
+
+    /// Calls `f` with every term of the session: each key present, each
+    /// value but that of `$Roles`, and the role terms.
+    pub(crate) fn for_each_term(&self, mut f: impl FnMut(Term)) {
+        for (slot, &v) in self.fixed.iter().enumerate() {
+            if v == Sym::NONE || slot == ROLES_SLOT {
+                continue;
+            }
+            let key = KeyId::fixed(slot);
+            f(Term::Key(key));
+            f(Term::Value(key, v));
+        }
+        for &(k, v) in &self.others {
+            let key = KeyId::other(k);
+            f(Term::Key(key));
+            f(Term::Value(key, v));
+        }
+        self.for_each_role_term(f);
+    }
+
+    /// Calls `f` with the role terms only: `$Roles` presence, each role, and
+    /// the number of roles.
+    pub(crate) fn for_each_role_term(&self, mut f: impl FnMut(Term)) {
+        if self.fixed[ROLES_SLOT] != Sym::NONE {
+            f(Term::Key(KeyId::fixed(ROLES_SLOT)));
+        }
+        for &r in &self.roles {
+            f(Term::Role(r));
+        }
+        f(Term::RoleCount(self.roles.len() as u32));
+    }
+
     /// Removes property `key`; true if it was there.
     pub fn remove(&mut self, key: &str) -> bool {
         if let Some(slot) = fixed_slot(key) {
@@ -253,8 +366,8 @@ impl Session {
     }
 
     /// The interned value of `key`, if present (`None` for `$Roles`, which is
-    /// a set: see [`Session::role_syms`]).
-    pub fn get_sym(&self, key: &str) -> Option<Sym> {
+    /// a set).
+    pub(crate) fn get_sym(&self, key: &str) -> Option<Sym> {
         match fixed_slot(key) {
             Some(ROLES_SLOT) => None,
             Some(slot) => Some(self.fixed[slot]).filter(|&v| v != Sym::NONE),
@@ -262,15 +375,39 @@ impl Session {
         }
     }
 
-    /// The value of the key `key` resolves to, by id: the fast access that
-    /// hand-written matchers use.
-    pub fn value(&self, key: &PropertyKey) -> Option<Sym> {
-        match key {
-            PropertyKey::Fixed(slot) => {
-                Some(self.fixed[*slot as usize]).filter(|&v| !v.is_marker())
-            }
-            PropertyKey::Other(k) => self.other(k.sym()),
-        }
+    /// The value of a resolved key, as a handle that compares with
+    /// [`Interned`] strings by id: the fast access hand-written matchers use.
+    /// `None` when the key is absent, and always for `$Roles` (a set: see
+    /// [`Session::has_interned_role`]).
+    ///
+    /// The handle borrows the session, so it cannot outlive the string it
+    /// names:
+    ///
+    /// ```compile_fail
+    /// use session_filter::{PropertyKey, Session};
+    /// let key = PropertyKey::new("$Country")?;
+    /// let value = {
+    ///     let s = Session::new([("$Country", "UK")])?;
+    ///     s.value(&key)
+    /// }; // error: `s` does not live long enough
+    /// # Ok::<(), session_filter::Error>(())
+    /// ```
+    #[inline]
+    pub fn value(&self, key: &PropertyKey) -> Option<PropertyValue<'_>> {
+        let sym = match &key.0 {
+            KeyRepr::Fixed(slot) => self.fixed[slot.index()],
+            KeyRepr::Other(k) => self.other(k.sym())?,
+        };
+        (!sym.is_marker()).then_some(PropertyValue {
+            sym,
+            _session: PhantomData,
+        })
+    }
+
+    /// True when the session has the role `role`, compared by id.
+    #[inline]
+    pub fn has_interned_role(&self, role: &Interned) -> bool {
+        self.roles.contains(&role.sym())
     }
 
     #[inline]
@@ -284,11 +421,6 @@ impl Session {
                 .ok()
                 .map(|i| others[i].1)
         }
-    }
-
-    /// The session's roles, by id, distinct (empty when `$Roles` is absent).
-    pub fn role_syms(&self) -> &[Sym] {
-        &self.roles
     }
 
     /// True when the session has role `role`.
@@ -393,21 +525,95 @@ impl fmt::Debug for Session {
 }
 
 /// A property key resolved once for fast lookups with [`Session::value`].
-#[derive(Clone, Debug)]
-pub enum PropertyKey {
-    /// A known fixed property, by its index in [`FIXED_PROPERTIES`].
-    Fixed(u8),
-    /// Any other key, interned.
+///
+/// ```
+/// use session_filter::{Interned, PropertyKey, Session};
+///
+/// let country = PropertyKey::new("$Country")?;
+/// let tier = PropertyKey::new("Tier")?;
+/// let uk = Interned::new("UK")?;
+/// let s = Session::new([("$SessionId", "s1"), ("$Country", "UK")])?;
+/// assert!(s.value(&country).is_some_and(|v| v == uk));
+/// assert!(s.value(&tier).is_none());
+/// assert_eq!(&*country.name(), "$Country");
+/// # Ok::<(), session_filter::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PropertyKey(KeyRepr);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum KeyRepr {
+    /// A known fixed property, by its slot (always in range: only
+    /// [`PropertyKey::new`] builds one).
+    Fixed(FixedSlot),
+    /// Any other key, held.
     Other(Interned),
 }
 
+/// A slot of the fixed array, checked when made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FixedSlot(u8);
+
+impl FixedSlot {
+    fn index(self) -> usize {
+        // Only made from `fixed_slot`, which returns indices of the table.
+        (self.0 as usize).min(FIXED_SLOTS - 1)
+    }
+}
+
 impl PropertyKey {
-    /// Resolves `key`.
+    /// Resolves `key` (any key: fixed, unknown `$` keys and user keys).
     pub fn new(key: &str) -> Result<PropertyKey, CapacityError> {
         match fixed_slot(key) {
-            Some(slot) => Ok(PropertyKey::Fixed(slot as u8)),
-            None => Interned::new(key).map(PropertyKey::Other),
+            Some(slot) => Ok(PropertyKey(KeyRepr::Fixed(FixedSlot(slot as u8)))),
+            None => Interned::new(key).map(|k| PropertyKey(KeyRepr::Other(k))),
         }
+    }
+
+    /// The key's text.
+    pub fn name(&self) -> Arc<str> {
+        match &self.0 {
+            KeyRepr::Fixed(slot) => Arc::from(FIXED_PROPERTIES[slot.index()]),
+            KeyRepr::Other(k) => k.as_arc_str(),
+        }
+    }
+}
+
+/// A session's value of one property, borrowed from the session: it compares
+/// with an [`Interned`] string (or another value) by id, in one instruction.
+///
+/// It cannot outlive the session it came from, so the id it holds always
+/// names the string the session holds.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PropertyValue<'a> {
+    sym: Sym,
+    _session: PhantomData<&'a Session>,
+}
+
+impl PropertyValue<'_> {
+    /// The value's text.
+    pub fn as_arc_str(&self) -> Arc<str> {
+        intern::resolve(self.sym).unwrap_or_else(|| Arc::from(""))
+    }
+}
+
+impl PartialEq<Interned> for PropertyValue<'_> {
+    #[inline]
+    fn eq(&self, other: &Interned) -> bool {
+        self.sym == other.sym()
+    }
+}
+
+impl PartialEq<PropertyValue<'_>> for Interned {
+    #[inline]
+    fn eq(&self, other: &PropertyValue<'_>) -> bool {
+        self.sym() == other.sym
+    }
+}
+
+impl fmt::Debug for PropertyValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.as_arc_str(), f)
     }
 }
 
@@ -495,7 +701,7 @@ mod tests {
         let mut s = Session::empty();
         let roles: Vec<String> = (0..100).chain(0..100).map(|i| format!("r{i}")).collect();
         s.set_roles(&roles).unwrap();
-        assert_eq!(s.role_syms().len(), 100);
+        assert_eq!(s.roles().len(), 100);
         assert_eq!(s.roles()[99].as_ref(), "r99");
     }
 

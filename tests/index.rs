@@ -69,14 +69,14 @@ fn apply(stores: &[&SessionStore], change: &Step, next_id: &mut usize) {
                 store.insert(props).unwrap();
             }
             Step::Close(f) => {
-                store.close_compiled(&f.compile().unwrap());
+                store.close_compiled(&Program::new(f).unwrap());
             }
             Step::CloseSession(i) => {
                 store.close_session(&format!("s{i}"));
             }
             Step::ChangeRoles(f, r, a) => {
                 store
-                    .change_roles_compiled(&f.compile().unwrap(), &strs(r), &strs(a))
+                    .change_roles_compiled(&Program::new(f).unwrap(), &strs(r), &strs(a))
                     .unwrap();
             }
             Step::SetProperty(i, k, v) => {
@@ -126,7 +126,7 @@ proptest! {
             prop_assert_eq!(indexed.len(), plain.len());
             for probe in &probes {
                 let filter = Filter::from(probe.clone());
-                let program = filter.compile().unwrap();
+                let program = Program::new(&filter).unwrap();
                 let expected = reference_ids(&plain, &filter);
                 prop_assert_eq!(reference_ids(&indexed, &filter), expected.clone());
                 let n = expected.len();

@@ -178,7 +178,7 @@ proptest! {
         sessions in prop::collection::vec(session(), 1..70),
     ) {
         let filter = Filter::from(e);
-        let program = filter.compile().unwrap();
+        let program = Program::new(&filter).unwrap();
         // The canonical text compiles to a program that agrees too.
         let reparsed = Program::compile(&filter.to_string()).unwrap();
         let built = build(&sessions);

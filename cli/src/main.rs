@@ -243,9 +243,7 @@ fn parse_filter(text: &str) -> Result<Filter, Failure> {
 /// Parses and compiles a filter.
 fn compile(text: &str) -> Result<Program, Failure> {
     let filter = parse_filter(text)?;
-    filter
-        .compile()
-        .map_err(|e| Failure::Invalid(format!("cannot compile the filter: {e}")))
+    Program::new(&filter).map_err(|e| Failure::Invalid(format!("cannot compile the filter: {e}")))
 }
 
 fn filter_failure(e: &FilterError) -> Failure {

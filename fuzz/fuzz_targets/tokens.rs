@@ -6,7 +6,8 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use session_filter::{escape, roles_to_string, FIXED_PROPERTIES};
+use session_filter::properties::FIXED_PROPERTIES;
+use session_filter::{escape, roles_to_string};
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum Keyword {

@@ -20,7 +20,7 @@ pub type Props = Vec<(String, String)>;
 /// are skipped.
 pub fn check_differential(expr: Expr, sessions: &[Props]) {
     let filter = Filter::from(expr);
-    let Ok(program) = filter.compile() else {
+    let Ok(program) = Program::new(&filter) else {
         return; // a hand-built `$Roles` value that is not a roles string
     };
     let text = filter.to_string();
@@ -268,7 +268,7 @@ fn apply_store(store: &SessionStore, op: &StoreOp) -> String {
     fn text<T>(r: Result<T, Error>, f: impl Fn(T) -> String) -> String {
         r.map_or_else(|_| "err".into(), f)
     }
-    let compile = |e: &Expr| Filter::from(e.clone()).compile();
+    let compile = |e: &Expr| Program::try_from(Filter::from(e.clone()));
     match op {
         StoreOp::Insert(i, props) => {
             let id = id(*i);
@@ -331,7 +331,7 @@ pub fn check_store(ops: &[StoreOp]) {
     for (step, op) in ops.iter().enumerate() {
         let bad_filter = match op {
             StoreOp::Close(e) | StoreOp::ChangeRoles(e, ..) | StoreOp::Query(e, _) => {
-                Filter::from(e.clone()).compile().is_err()
+                Program::try_from(Filter::from(e.clone())).is_err()
             }
             _ => false,
         };

@@ -22,9 +22,11 @@ use ahash::AHashMap;
 use roaring::RoaringBitmap;
 use smallvec::SmallVec;
 
+use std::ops::ControlFlow;
+
 use crate::intern::Sym;
-use crate::session::{Session, ROLES_SLOT, SESSION_ID_SLOT};
-use crate::vm::{Pool, Program, Test};
+use crate::session::{KeyId, Session, Term, SESSION_ID_SLOT};
+use crate::vm::{Pool, Program, Reach, SetOracle, Test};
 
 /// A posting stays a sorted vector up to this many slots.
 const SMALL_MAX: usize = 24;
@@ -149,22 +151,6 @@ impl Posting {
     }
 }
 
-/// A key of the index: a fixed property by slot, or another key by id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct KeyId(u32);
-
-impl KeyId {
-    /// Fixed slots take ids from the top of the range, which `Sym`s never
-    /// reach (it is reserved for their markers).
-    fn fixed(slot: usize) -> KeyId {
-        KeyId(u32::MAX - 2 - slot as u32)
-    }
-
-    fn other(key: Sym) -> KeyId {
-        KeyId(key.as_u32())
-    }
-}
-
 /// The indexes of one shard.
 #[derive(Default)]
 pub(super) struct Index {
@@ -201,20 +187,18 @@ impl Index {
     }
 
     fn touch_session(&mut self, slot: u32, s: &Session, add: bool) {
-        for (i, &v) in s.fixed.iter().enumerate() {
-            if v == Sym::NONE {
-                continue;
-            }
-            touch(&mut self.keys, KeyId::fixed(i), slot, add);
-            if i != ROLES_SLOT && i != SESSION_ID_SLOT {
-                touch(&mut self.values, (KeyId::fixed(i), v), slot, add);
-            }
+        s.for_each_term(|term| self.touch_term(slot, term, add));
+    }
+
+    fn touch_term(&mut self, slot: u32, term: Term, add: bool) {
+        match term {
+            Term::Key(key) => touch(&mut self.keys, key, slot, add),
+            // The id map answers `$SessionId`.
+            Term::Value(key, _) if key == KeyId::fixed(SESSION_ID_SLOT) => {}
+            Term::Value(key, v) => touch(&mut self.values, (key, v), slot, add),
+            Term::Role(r) => touch(&mut self.roles, r, slot, add),
+            Term::RoleCount(n) => touch(&mut self.role_counts, n, slot, add),
         }
-        for &(k, v) in &s.others {
-            touch(&mut self.keys, KeyId::other(k), slot, add);
-            touch(&mut self.values, (KeyId::other(k), v), slot, add);
-        }
-        self.touch_roles(slot, s, add);
     }
 
     /// Indexes the roles (and `$Roles` presence) of the session in `slot`.
@@ -228,15 +212,7 @@ impl Index {
     }
 
     fn touch_roles(&mut self, slot: u32, s: &Session, add: bool) {
-        for &r in &s.roles {
-            touch(&mut self.roles, r, slot, add);
-        }
-        touch(&mut self.role_counts, s.roles.len() as u32, slot, add);
-    }
-
-    /// Marks `$Roles` present for `slot` (a role change always writes it).
-    pub(super) fn roles_written(&mut self, slot: u32) {
-        touch(&mut self.keys, KeyId::fixed(ROLES_SLOT), slot, true);
+        s.for_each_role_term(|term| self.touch_term(slot, term, add));
     }
 
     /// Heap bytes the index holds, roughly: postings plus map entries.
@@ -355,33 +331,6 @@ impl Index {
     }
 }
 
-/// A set of slots reaching an op: all live slots, or some.
-#[derive(Clone)]
-enum Reach {
-    All,
-    Some(RoaringBitmap),
-}
-
-impl Reach {
-    fn len(&self, live: u64) -> u64 {
-        match self {
-            Reach::All => live,
-            Reach::Some(b) => b.len(),
-        }
-    }
-
-    fn union(a: Option<Reach>, b: Reach) -> Reach {
-        match (a, b) {
-            (None, b) => b,
-            (Some(Reach::All), _) | (_, Reach::All) => Reach::All,
-            (Some(Reach::Some(mut x)), Reach::Some(y)) => {
-                x |= y;
-                Reach::Some(x)
-            }
-        }
-    }
-}
-
 /// How one op was answered, for `explain`.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct OpStats {
@@ -435,72 +384,79 @@ pub(super) fn evaluate(
     index: &Index,
     program: &Program,
     shard: &ShardView<'_>,
-    mut stats: Option<&mut [OpStats]>,
+    stats: Option<&mut [OpStats]>,
 ) -> Answer {
-    let (sessions, live) = (shard.sessions, shard.live);
-    let ops = program.ops();
-    let n = ops.len();
-    let live_len = live.len();
-    let entry = program.entry();
-    if entry >= n {
-        return Answer::Slots(if entry == n {
-            live.clone()
-        } else {
-            RoaringBitmap::new()
-        });
+    let mut oracle = Planner {
+        index,
+        shard,
+        stats,
+    };
+    match program.run_sets(&mut oracle) {
+        None => Answer::Scan,
+        Some(Reach::All) => Answer::Slots(shard.live.clone()),
+        Some(Reach::Some(slots)) => Answer::Slots(slots),
     }
-    let mut reach: Vec<Option<Reach>> = vec![None; n + 2];
-    reach[entry] = Some(Reach::All);
-    for pc in entry..n {
-        let Some(here) = reach[pc].take() else {
-            continue;
+}
+
+/// Answers each test of a program for the slots reaching it, from the
+/// postings or by testing those slots' sessions, whichever costs less.
+struct Planner<'a, 'b> {
+    index: &'a Index,
+    shard: &'a ShardView<'b>,
+    stats: Option<&'a mut [OpStats]>,
+}
+
+impl SetOracle for Planner<'_, '_> {
+    type Set = RoaringBitmap;
+
+    fn split(
+        &mut self,
+        program: &Program,
+        pc: usize,
+        test: Test,
+        here: &Reach<RoaringBitmap>,
+    ) -> ControlFlow<(), RoaringBitmap> {
+        let here_len = match here {
+            Reach::All => self.shard.live.len(),
+            Reach::Some(b) => b.len(),
         };
-        let op = ops[pc];
-        let here_len = here.len(live_len);
-        if here_len == 0 {
-            continue;
-        }
-        let ids = id_values(program, op.test);
+        let ids = id_values(program, test);
         let index_cost = match &ids {
             Some(ids) => ids.len() as u64 * COST_PER_POSTING,
             None => {
-                let posts = index.postings_of(program, op.test);
+                let posts = self.index.postings_of(program, test);
                 posts.len() as u64 * COST_PER_POSTING
                     + posts.iter().flatten().map(|p| p.len()).sum::<u64>() * COST_PER_POSTED_SLOT
             }
         };
-        let test_cost = here_len * COST_PER_TESTED_SESSION;
-        let by_index = index_cost <= test_cost;
-        if !by_index && matches!(here, Reach::All) {
+        let by_index = index_cost <= here_len * COST_PER_TESTED_SESSION;
+        let yes = match (by_index, here) {
             // Testing every session one by one: the block scan does that best.
-            return Answer::Scan;
-        }
-        let yes = if by_index {
-            let answer = match &ids {
-                Some(ids) => ids
-                    .iter()
-                    .filter_map(|v| shard.positions.get(v).copied())
-                    .collect(),
-                None => index.answer(program, op.test),
-            };
-            match &here {
-                Reach::All => answer,
-                Reach::Some(b) => answer & b,
-            }
-        } else {
-            let Reach::Some(b) = &here else {
-                return Answer::Scan;
-            };
-            b.iter()
+            (false, Reach::All) => return ControlFlow::Break(()),
+            (false, Reach::Some(b)) => b
+                .iter()
                 .filter(|&slot| {
-                    sessions
+                    self.shard
+                        .sessions
                         .get(slot as usize)
-                        .is_some_and(|s| program.test(op.test, s))
+                        .is_some_and(|s| program.test(test, s))
                 })
-                .collect()
+                .collect(),
+            (true, here) => {
+                let answer: RoaringBitmap = match &ids {
+                    Some(ids) => ids
+                        .iter()
+                        .filter_map(|v| self.shard.positions.get(v).copied())
+                        .collect(),
+                    None => self.index.answer(program, test),
+                };
+                match here {
+                    Reach::All => answer,
+                    Reach::Some(b) => answer & b,
+                }
+            }
         };
-        if let Some(stats) = stats.as_deref_mut() {
-            let st = &mut stats[pc];
+        if let Some(st) = self.stats.as_deref_mut().and_then(|s| s.get_mut(pc)) {
             if by_index {
                 st.by_index += 1;
             } else {
@@ -509,24 +465,27 @@ pub(super) fn evaluate(
             st.reached += here_len;
             st.held += yes.len();
         }
-        let (t, f) = (op.on_true as usize, op.on_false as usize);
-        let fail = n + 1;
-        if f != fail {
-            let no = match here {
-                Reach::All => live - &yes,
-                Reach::Some(b) => b - &yes,
-            };
-            reach[f] = Some(Reach::union(reach[f].take(), Reach::Some(no)));
-        }
-        if t != fail {
-            reach[t] = Some(Reach::union(reach[t].take(), Reach::Some(yes)));
+        ControlFlow::Continue(yes)
+    }
+
+    fn difference(&mut self, here: Reach<RoaringBitmap>, yes: &RoaringBitmap) -> RoaringBitmap {
+        match here {
+            Reach::All => self.shard.live - yes,
+            Reach::Some(b) => b - yes,
         }
     }
-    Answer::Slots(match reach[n].take() {
-        Some(Reach::All) => live.clone(),
-        Some(Reach::Some(b)) => b,
-        None => RoaringBitmap::new(),
-    })
+
+    fn union(&mut self, acc: &mut RoaringBitmap, more: RoaringBitmap) {
+        *acc |= more;
+    }
+
+    fn is_empty(&self, set: &RoaringBitmap) -> bool {
+        set.is_empty()
+    }
+
+    fn empty(&mut self) -> RoaringBitmap {
+        RoaringBitmap::new()
+    }
 }
 
 #[cfg(test)]

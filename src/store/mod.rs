@@ -26,24 +26,23 @@ mod index;
 mod shard;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ahash::RandomState;
 use rayon::prelude::*;
-use smallvec::SmallVec;
 
 use self::index::OpStats;
 use self::shard::Shard;
 use crate::error::Error;
-use crate::intern::{self, Interned, Sym};
-use crate::session::{Session, ROLES_SLOT};
-use crate::syntax::{Filter, Limits};
+use crate::session::{RoleChange, Session};
+use crate::syntax::Limits;
 use crate::util::properties::{validate_user_key, SESSION_ID};
 use crate::vm::Program;
 
 /// How a bulk operation runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Execution {
     /// The index where the planner finds it pays (when the store has one),
     /// and shards in parallel when the store holds at least
@@ -138,6 +137,15 @@ pub struct SessionStore {
     options: StoreOptions,
 }
 
+impl fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionStore")
+            .field("sessions", &self.len())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
 impl Default for SessionStore {
     fn default() -> SessionStore {
         SessionStore::new()
@@ -180,7 +188,7 @@ impl SessionStore {
     /// Compiles a filter with the store's limits; the error is the positioned
     /// filter error.
     pub fn compile(&self, filter: &str) -> Result<Program, Error> {
-        Program::compile_filter(Filter::parse_with(filter, &self.options.limits)?)
+        Program::compile_with(filter, &self.options.limits)
     }
 
     /// Adds a session. It must have a `$SessionId` no other session in the
@@ -272,26 +280,35 @@ impl SessionStore {
         })
     }
 
-    /// The `$SessionId`s of the sessions that match `filter`, in no
-    /// particular order.
+    /// The `$SessionId`s of the sessions that match `filter`, sorted (byte
+    /// order), so the same store gives the same list every time.
     pub fn select(&self, filter: &str) -> Result<Vec<String>, Error> {
         Ok(self.select_compiled(&self.compile(filter)?))
     }
 
     /// [`SessionStore::select`] with a compiled filter.
     pub fn select_compiled(&self, program: &Program) -> Vec<String> {
+        self.select_with(program, Execution::Auto)
+    }
+
+    /// [`SessionStore::select`], run as `execution` says.
+    pub fn select_with(&self, program: &Program, execution: Execution) -> Vec<String> {
+        let use_index = Self::indexed(execution);
         let ids = |shard: &RwLock<Shard>| -> Vec<String> {
             let shard = Self::read(shard);
             shard
-                .matching(program, true)
+                .matching(program, use_index)
                 .into_iter()
                 .filter_map(|slot| shard.session(slot).id().map(|id| id.to_string()))
                 .collect()
         };
-        self.map_shards(Execution::Auto, ids)
+        let mut ids: Vec<String> = self
+            .map_shards(execution, ids)
             .into_iter()
             .flatten()
-            .collect()
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Removes every session that matches `filter`; returns how many.
@@ -301,9 +318,15 @@ impl SessionStore {
 
     /// [`SessionStore::close`] with a compiled filter.
     pub fn close_compiled(&self, program: &Program) -> usize {
-        self.each_shard(Execution::Auto, |shard| {
+        self.close_with(program, Execution::Auto)
+    }
+
+    /// [`SessionStore::close`], run as `execution` says.
+    pub fn close_with(&self, program: &Program, execution: Execution) -> usize {
+        let use_index = Self::indexed(execution);
+        self.each_shard(execution, |shard| {
             let mut shard = Self::write(shard);
-            let matches = shard.matching(program, true);
+            let matches = shard.matching(program, use_index);
             for &slot in &matches {
                 shard.remove(slot);
             }
@@ -343,12 +366,24 @@ impl SessionStore {
         roles_to_remove: &[&str],
         roles_to_add: &[&str],
     ) -> Result<usize, Error> {
+        self.change_roles_with(program, roles_to_remove, roles_to_add, Execution::Auto)
+    }
+
+    /// [`SessionStore::change_roles`], run as `execution` says.
+    pub fn change_roles_with(
+        &self,
+        program: &Program,
+        roles_to_remove: &[&str],
+        roles_to_add: &[&str],
+        execution: Execution,
+    ) -> Result<usize, Error> {
         let change = RoleChange::new(roles_to_remove, roles_to_add)?;
-        Ok(self.each_shard(Execution::Auto, |shard| {
+        let use_index = Self::indexed(execution);
+        Ok(self.each_shard(execution, |shard| {
             let mut shard = Self::write(shard);
-            let matches = shard.matching(program, true);
+            let matches = shard.matching(program, use_index);
             for &slot in &matches {
-                shard.change_roles(slot, |s| change.apply(s));
+                shard.change_roles(slot, &change);
             }
             matches.len()
         }))
@@ -366,7 +401,7 @@ impl SessionStore {
         let slot = shard
             .slot(id)
             .ok_or_else(|| Error::UnknownSession(id.to_owned()))?;
-        shard.change_roles(slot, |s| change.apply(s));
+        shard.change_roles(slot, &change);
         Ok(())
     }
 
@@ -439,14 +474,34 @@ impl SessionStore {
         shard.slot(id).map(|slot| shard.session(slot).clone())
     }
 
-    /// Calls `f` with a copy of every session (shard by shard, each shard
-    /// under its read lock while it is visited).
+    /// Calls `f` with every session, shard by shard.
+    ///
+    /// Each shard is copied under its read lock and `f` runs after the lock
+    /// is released, so `f` may call back into the store (even change it)
+    /// without deadlocking. A session changed or closed meanwhile is seen as
+    /// it was when its shard was copied.
+    ///
+    /// ```
+    /// use session_filter::SessionStore;
+    /// let store = SessionStore::new();
+    /// store.insert([("$SessionId", "a"), ("Tier", "gold")])?;
+    /// store.insert([("$SessionId", "b")])?;
+    /// // Re-entering the store from the callback is fine.
+    /// store.for_each_session(|s| {
+    ///     if s.get("Tier").is_none() {
+    ///         store.close_session(&s.id().unwrap());
+    ///     }
+    /// });
+    /// assert_eq!(store.select("all")?, ["a"]);
+    /// # Ok::<(), session_filter::Error>(())
+    /// ```
     pub fn for_each_session(&self, mut f: impl FnMut(&Session)) {
         for shard in self.shards.iter() {
-            let shard = Self::read(shard);
-            for (_, s) in shard.sessions() {
-                f(s);
-            }
+            let copies: Vec<Session> = Self::read(shard)
+                .sessions()
+                .map(|(_, s)| s.clone())
+                .collect();
+            copies.iter().for_each(&mut f);
         }
     }
 
@@ -485,7 +540,7 @@ impl SessionStore {
             out.push_str("plan: scan every session (this store has no index)\n");
             return Ok(out);
         }
-        let mut stats = vec![OpStats::default(); program.len()];
+        let mut stats = vec![OpStats::default(); program.op_count()];
         let mut scanned = 0;
         for shard in self.shards.iter() {
             scanned += usize::from(Self::read(shard).explain(&program, &mut stats));
@@ -525,54 +580,6 @@ fn check_user_key(key: &str) -> Result<(), Error> {
         return Err(Error::NotUserKey(key.to_owned()));
     }
     validate_user_key(key).map_err(Error::from)
-}
-
-/// A role change, interned once for all the sessions it applies to.
-struct RoleChange {
-    remove: Vec<Interned>,
-    add: Vec<Interned>,
-}
-
-impl RoleChange {
-    fn new(remove: &[&str], add: &[&str]) -> Result<RoleChange, Error> {
-        let intern_all = |roles: &[&str]| -> Result<Vec<Interned>, Error> {
-            let mut out: Vec<Interned> = Vec::with_capacity(roles.len());
-            for r in roles {
-                let held = Interned::new(r)?;
-                if !out.iter().any(|h| h.sym() == held.sym()) {
-                    out.push(held);
-                }
-            }
-            Ok(out)
-        };
-        Ok(RoleChange {
-            remove: intern_all(remove)?,
-            add: intern_all(add)?,
-        })
-    }
-
-    fn apply(&self, session: &mut Session) {
-        let mut roles: SmallVec<[Sym; 4]> =
-            SmallVec::with_capacity(session.roles.len() + self.add.len());
-        let mut dropped: SmallVec<[Sym; 4]> = SmallVec::new();
-        for &r in &session.roles {
-            if self.remove.iter().any(|h| h.sym() == r) {
-                dropped.push(r);
-            } else {
-                roles.push(r);
-            }
-        }
-        for h in &self.add {
-            if !roles.contains(&h.sym()) {
-                intern::retain(h.sym());
-                roles.push(h.sym());
-            }
-        }
-        session.roles = roles;
-        session.fixed[ROLES_SLOT] = Sym::PRESENT;
-        // Given back only after the new references are taken.
-        dropped.into_iter().for_each(intern::release);
-    }
 }
 
 #[cfg(test)]

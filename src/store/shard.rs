@@ -7,7 +7,7 @@ use roaring::RoaringBitmap;
 
 use super::index::{self, Answer, Index, OpStats, ShardView};
 use crate::intern::{self, Sym};
-use crate::session::Session;
+use crate::session::{RoleChange, Session};
 use crate::util::properties::SESSION_ID;
 use crate::vm::Program;
 
@@ -110,16 +110,15 @@ impl Shard {
         self.sessions[slot as usize] = session;
     }
 
-    /// Changes the session in `slot` with `f`, which may touch only its roles.
-    pub(super) fn change_roles(&mut self, slot: u32, f: impl FnOnce(&mut Session)) {
+    /// Applies a role change to the session in `slot`.
+    pub(super) fn change_roles(&mut self, slot: u32, change: &RoleChange) {
         let session = &mut self.sessions[slot as usize];
         if let Some(index) = &mut self.index {
             index.remove_roles(slot, session);
-            f(session);
+            session.change_roles(change);
             index.add_roles(slot, session);
-            index.roles_written(slot);
         } else {
-            f(session);
+            session.change_roles(change);
         }
     }
 

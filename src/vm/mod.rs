@@ -18,10 +18,40 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use smallvec::SmallVec;
 
-use crate::intern::{self, Sym};
+use crate::intern::{Interned, Sym};
 use crate::session::{Session, FIXED_SLOTS};
+use crate::syntax::Filter;
 use crate::util::escape::escape;
 use crate::util::properties::FIXED_PROPERTIES;
+
+mod sets;
+
+pub(crate) use sets::{Reach, SetOracle};
+
+/// Where control goes after a test.
+///
+/// In a program, op targets are indices; the two past the end mean "match"
+/// and "no match". That encoding is known only to this module: the compiler
+/// builds ops with [`Label`]s and [`Program::assemble`] resolves them, and
+/// every other reader asks [`Program::next`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    Op(usize),
+    Match,
+    Fail,
+}
+
+/// A jump target before assembly: an op in generation order, or an end.
+pub(crate) struct Label;
+
+impl Label {
+    /// "The filter matches".
+    pub const MATCH: u32 = u32::MAX;
+    /// "The filter does not match".
+    pub const FAIL: u32 = u32::MAX - 1;
+    /// The most ops a program may hold (labels above are reserved).
+    pub const MAX_OPS: usize = (u32::MAX - 3) as usize;
+}
 
 /// A range of the program's id pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,16 +120,11 @@ pub(crate) struct Inner {
     pub syms: Box<[Sym]>,
     /// Role sets of `RolesIn`, as ranges of `syms`.
     pub sets: Box<[Pool]>,
-    /// Every id the program holds a reference to, given back on drop.
-    pub held: Box<[Sym]>,
+    /// The strings the program's ids name, held for as long as it lives
+    /// (never read: dropping it gives them back).
+    pub _held: Box<[Interned]>,
     /// The filter, printed on demand as its canonical text.
-    pub filter: crate::syntax::Filter,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.held.iter().copied().for_each(intern::release);
-    }
+    pub filter: Filter,
 }
 
 /// Sessions per block in bulk evaluation: one bit each in a `u64`.
@@ -108,8 +133,36 @@ const BLOCK: usize = 64;
 const PAR_CHUNK: usize = 4096;
 
 impl Program {
-    pub(crate) fn from_inner(inner: Inner) -> Program {
-        Program(Arc::new(inner))
+    /// Builds a program from ops in generation order, whose targets are
+    /// generation indices or [`Label`]s, and whose jumps all go backwards in
+    /// that order: reversing them makes every jump go forward.
+    pub(crate) fn assemble(
+        mut ops: Vec<Op>,
+        entry: u32,
+        syms: Vec<Sym>,
+        sets: Vec<Pool>,
+        held: Vec<Interned>,
+        filter: Filter,
+    ) -> Program {
+        let n = ops.len() as u32;
+        let resolve = |label: u32| match label {
+            Label::MATCH => n,
+            Label::FAIL => n + 1,
+            i => n - 1 - i,
+        };
+        ops.reverse();
+        for op in &mut ops {
+            op.on_true = resolve(op.on_true);
+            op.on_false = resolve(op.on_false);
+        }
+        Program(Arc::new(Inner {
+            ops: ops.into_boxed_slice(),
+            entry: resolve(entry),
+            syms: syms.into_boxed_slice(),
+            sets: sets.into_boxed_slice(),
+            _held: held.into_boxed_slice(),
+            filter,
+        }))
     }
 
     /// True when `session` matches.
@@ -214,11 +267,10 @@ impl Program {
     /// ```
     pub fn explain(&self) -> String {
         let inner = &*self.0;
-        let n = inner.ops.len();
-        let target = |t: u32| match t as usize {
-            t if t == n => "MATCH".to_owned(),
-            t if t == n + 1 => "FAIL".to_owned(),
-            t => t.to_string(),
+        let target = |t: u32| match inner.next(t) {
+            Next::Match => "MATCH".to_owned(),
+            Next::Fail => "FAIL".to_owned(),
+            Next::Op(t) => t.to_string(),
         };
         let mut out = format!("entry {}\n", target(inner.entry));
         for (i, op) in inner.ops.iter().enumerate() {
@@ -233,14 +285,27 @@ impl Program {
     }
 
     /// The number of instructions.
-    pub fn len(&self) -> usize {
+    pub fn op_count(&self) -> usize {
         self.0.ops.len()
     }
 
-    /// True for a program that decides without testing anything (`all`,
-    /// `not all`, and what folds to them).
-    pub fn is_empty(&self) -> bool {
-        self.0.ops.is_empty()
+    /// The answer of a program that decides without testing anything:
+    /// `Some(true)` for `all` and what folds to it, `Some(false)` for
+    /// `not all` and the like, `None` for a program that tests sessions.
+    ///
+    /// ```
+    /// use session_filter::Program;
+    /// assert_eq!(Program::compile("all or has x")?.constant(), Some(true));
+    /// assert_eq!(Program::compile("not all and has x")?.constant(), Some(false));
+    /// assert_eq!(Program::compile("has x")?.constant(), None);
+    /// # Ok::<(), session_filter::Error>(())
+    /// ```
+    pub fn constant(&self) -> Option<bool> {
+        match self.0.next(self.0.entry) {
+            Next::Match => Some(true),
+            Next::Fail => Some(false),
+            Next::Op(_) => None,
+        }
     }
 
     fn scratch(&self) -> SmallVec<[u64; 32]> {
@@ -287,14 +352,22 @@ fn block_mask(len: usize, live: Option<&[u64]>, b: usize) -> u64 {
 }
 
 impl Program {
-    /// The ops, for the store's index planner.
+    /// The ops, for analyses of the program (not for running it).
+    #[allow(dead_code)] // for the standing filters' analysis
     pub(crate) fn ops(&self) -> &[Op] {
         &self.0.ops
     }
 
-    /// The entry op (or `len()` for match, `len() + 1` for no match).
-    pub(crate) fn entry(&self) -> usize {
-        self.0.entry as usize
+    /// Where the program starts.
+    #[allow(dead_code)] // for the standing filters' analysis
+    pub(crate) fn entry(&self) -> Next {
+        self.0.next(self.0.entry)
+    }
+
+    /// Where a jump target leads.
+    #[allow(dead_code)] // for the standing filters' analysis
+    pub(crate) fn next(&self, target: u32) -> Next {
+        self.0.next(target)
     }
 
     /// The ids of a pool.
@@ -314,6 +387,16 @@ impl Program {
 }
 
 impl Inner {
+    #[inline]
+    fn next(&self, target: u32) -> Next {
+        let n = self.ops.len();
+        match target as usize {
+            t if t < n => Next::Op(t),
+            t if t == n => Next::Match,
+            _ => Next::Fail,
+        }
+    }
+
     fn sets_of(&self, p: Pool) -> &[Pool] {
         self.sets
             .get(p.start as usize..(p.start + p.len) as usize)
@@ -406,7 +489,7 @@ impl Inner {
     /// The test in the words of the language, values resolved.
     fn describe(&self, test: Test) -> String {
         let text = |s: Sym| {
-            intern::resolve(s)
+            crate::intern::resolve(s)
                 .map(|t| t.to_string())
                 .unwrap_or_default()
         };
