@@ -3,12 +3,14 @@
 //! Exit codes: 0 on success, 2 on invalid input of any kind (filter, JSON,
 //! roles string, usage), 1 on an I/O failure.
 
+mod fetch;
 mod select;
 
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use session_filter::properties::SESSION_ID;
 use session_filter::syntax::Span;
 use session_filter::{
     escape, roles_to_string, string_to_roles, Filter, FilterError, FilterErrorKind, Limits,
@@ -31,25 +33,65 @@ enum Command {
         /// with `-` follows `--`.
         filter: String,
     },
-    /// Print the ids of the sessions that match a filter.
+    /// Print the ids (or chosen properties) of the sessions that match a
+    /// filter.
     ///
     /// Sessions are read as JSON lines (one object a line, string values,
     /// `$Roles` as a roles string or an array of strings) from FILE, or from
     /// stdin when FILE is `-`; without FILE, from a built-in demo population
     /// of 5000 sessions. Ids are printed in input order (the line number for
     /// a session without `$SessionId`); a summary goes to stderr.
+    ///
+    /// With --properties or --all-properties each match is printed as a JSON
+    /// object of its `$SessionId` and those properties (`$Roles` as a roles
+    /// string, absent keys left out); a session without `$SessionId` gets
+    /// its line number there, as a JSON number.
+    ///
+    /// Without --sort matches keep input order, and reading stops as soon as
+    /// the page (--offset, --limit) is printed. With --sort KEY they are
+    /// ordered by KEY's value as a byte string, ascending (descending with
+    /// --desc); sessions without KEY come after those with it either way;
+    /// ties go by `$SessionId` ascending (a session without one after those
+    /// with one), then by line. Sorted, the page is printed once the whole
+    /// input is read (so a malformed line leaves stdout empty), and only
+    /// `offset + limit` matches are kept in memory meanwhile.
     Select {
         /// The filter, or `-` to read it from stdin. A filter that starts
         /// with `-` follows `--`.
         filter: String,
         /// JSON-lines sessions, or `-` for stdin.
         file: Option<String>,
-        /// Print only the number of matching sessions.
+        /// Print only the number of matching sessions (all of them: paging
+        /// and properties are ignored).
         #[arg(long)]
         count: bool,
         /// No summary line on stderr.
         #[arg(long, short)]
         quiet: bool,
+        /// Print each match as a JSON object of `$SessionId` and these keys
+        /// (comma-separated).
+        #[arg(
+            long,
+            value_name = "K1,K2",
+            value_delimiter = ',',
+            conflicts_with = "all_properties"
+        )]
+        properties: Option<Vec<String>>,
+        /// Print each match as a JSON object of all its properties.
+        #[arg(long)]
+        all_properties: bool,
+        /// Order the matches by this property (`$SessionId` included).
+        #[arg(long, value_name = "KEY")]
+        sort: Option<String>,
+        /// With --sort, descending.
+        #[arg(long)]
+        desc: bool,
+        /// Skip this many matches (after sorting).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        offset: usize,
+        /// Print at most this many matches.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
     },
     /// Print the compiled program of a filter, one instruction a line, then
     /// the plan an indexed store would use (measured on the demo population).
@@ -127,16 +169,47 @@ fn run(command: Command) -> Result<(), Failure> {
             file,
             count,
             quiet,
+            properties,
+            all_properties,
+            sort,
+            desc,
+            offset,
+            limit,
         } => {
             if filter == "-" && file.as_deref() == Some("-") {
                 return Err(Failure::Invalid(
                     "the filter and the sessions cannot both come from stdin".into(),
                 ));
             }
+            let projection = match properties {
+                _ if all_properties => fetch::Projection::All,
+                None => fetch::Projection::Id,
+                Some(keys) => fetch::Projection::Keys(property_keys(keys)?),
+            };
+            let order = match sort {
+                Some(key) => {
+                    fetch::check_key(&key).map_err(|e| Failure::Invalid(format!("--sort: {e}")))?;
+                    fetch::Order::By { key, desc }
+                }
+                None if desc => {
+                    return Err(Failure::Invalid(
+                        "--desc needs --sort KEY: without --sort, matches keep input order \
+                         (for descending ids, use --sort '$SessionId' --desc)"
+                            .into(),
+                    ))
+                }
+                None => fetch::Order::Input,
+            };
             let program = compile(&filter_text(filter)?)?;
             let options = select::Options {
                 count_only: count,
                 quiet,
+                request: fetch::Request {
+                    projection,
+                    order,
+                    offset,
+                    limit,
+                },
             };
             select::run(&program, file.as_deref(), &options)
         }
@@ -177,6 +250,19 @@ fn run(command: Command) -> Result<(), Failure> {
             print_line(&roles_to_string(&roles))
         }
     }
+}
+
+/// The keys of `--properties`, checked, without duplicates or `$SessionId`
+/// (which every object starts with).
+fn property_keys(keys: Vec<String>) -> Result<Vec<String>, Failure> {
+    let mut distinct: Vec<String> = Vec::with_capacity(keys.len());
+    for key in keys {
+        fetch::check_key(&key).map_err(|e| Failure::Invalid(format!("--properties: {e}")))?;
+        if key != SESSION_ID && !distinct.contains(&key) {
+            distinct.push(key);
+        }
+    }
+    Ok(distinct)
 }
 
 /// The filter argument, or the filter read from stdin when it is `-`.

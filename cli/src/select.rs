@@ -1,10 +1,14 @@
 //! `select FILTER [FILE|-]`: stream JSON-lines sessions through a compiled
-//! program and print the ids of the matches in input order.
+//! program and print the matches, in input order or sorted, one page of
+//! them (see [`crate::fetch`]).
 //!
 //! Lines are read in batches; each batch is parsed and matched in parallel
-//! and printed in order, so memory stays bounded by the batch, whatever the
-//! input size. A malformed line stops the run after everything before it has
-//! been printed.
+//! and handed to the page in order, so memory stays bounded by the batch
+//! (and, sorted, by the page), whatever the input size. A malformed line
+//! stops the run after everything before it has been printed. In input
+//! order reading stops once the page is full; batches then start at the
+//! number of matches still needed, so no line past the page's last match is
+//! read when the lines before it all match.
 
 use std::fmt;
 use std::fs::File;
@@ -14,9 +18,10 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use session_filter::properties::{ROLES, SESSION_ID};
+use session_filter::properties::ROLES;
 use session_filter::{roles_to_string, Program, Session};
 
+use crate::fetch::{Page, Request};
 use crate::Failure;
 
 /// The longest input line accepted.
@@ -31,14 +36,32 @@ pub const DEMO_SESSIONS: usize = 5000;
 const PROGRESS_AFTER: Duration = Duration::from_millis(800);
 
 pub struct Options {
+    /// Print only the number of matches; the request's paging is ignored.
     pub count_only: bool,
     pub quiet: bool,
+    pub request: Request,
 }
 
 /// What happened, for the summary line.
+#[derive(Default)]
 struct Summary {
     matched: usize,
     scanned: usize,
+    /// Matches printed, when paging left some out.
+    printed: Option<usize>,
+    /// Reading stopped at a full page, before the end of the input.
+    stopped: bool,
+}
+
+impl Summary {
+    /// Records what the page printed, if paging may have left matches out.
+    fn paged(mut self, options: &Options, page: &Page) -> Summary {
+        let request = &options.request;
+        if !options.count_only && (request.offset > 0 || request.limit.is_some()) {
+            self.printed = Some(page.printed());
+        }
+        self
+    }
 }
 
 pub fn run(program: &Program, input: Option<&str>, options: &Options) -> Result<(), Failure> {
@@ -75,8 +98,17 @@ pub fn run(program: &Program, input: Option<&str>, options: &Options) -> Result<
         out.flush()?;
     }
     if !options.quiet {
+        let printed = summary
+            .printed
+            .map(|n| format!(", printed {n}"))
+            .unwrap_or_default();
+        let stopped = if summary.stopped {
+            " (stopped reading at the end of the page)"
+        } else {
+            ""
+        };
         eprintln!(
-            "matched {} of {} sessions in {:.1?}",
+            "matched {} of {} sessions in {:.1?}{printed}{stopped}",
             summary.matched,
             summary.scanned,
             started.elapsed()
@@ -93,22 +125,31 @@ fn run_demo(
     let sessions = session_filter::demo::sessions(DEMO_SESSIONS)
         .map_err(|e| Failure::Invalid(format!("demo population: {e}")))?;
     let matches = program.par_select(&sessions);
-    if !options.count_only {
-        for &i in &matches {
-            let id = sessions[i].id().map(|s| s.to_string()).unwrap_or_default();
-            writeln!(out, "{id}")?;
-        }
-    }
-    Ok(Summary {
+    let summary = Summary {
         matched: matches.len(),
         scanned: sessions.len(),
-    })
+        ..Summary::default()
+    };
+    if options.count_only {
+        return Ok(summary);
+    }
+    let mut page = Page::new(&options.request);
+    for &i in &matches {
+        if page.is_full() {
+            break;
+        }
+        // The position in the population stands in for the line number.
+        page.push(sessions[i].clone(), i + 1, out)?;
+    }
+    page.finish(out)?;
+    Ok(summary.paged(options, &page))
 }
 
 /// One input line's outcome.
 enum Line {
     Blank,
-    Session { matched: bool, id: Option<String> },
+    Miss,
+    Match(Session),
 }
 
 fn run_lines(
@@ -119,19 +160,31 @@ fn run_lines(
     out: &mut impl Write,
 ) -> Result<Summary, Failure> {
     let mut progress = Progress::new(len);
-    let mut summary = Summary {
-        matched: 0,
-        scanned: 0,
-    };
+    let mut summary = Summary::default();
+    let mut page = Page::new(&options.request);
     let mut line_no = 0usize;
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH_LINES);
+    let mut batch_lines = 0;
+    // A count reads everything.
+    let full = |page: &Page| !options.count_only && page.is_full();
     loop {
+        if full(&page) {
+            summary.stopped = true;
+            break;
+        }
+        // A page that needs `n` more matches needs at least `n` more lines;
+        // past that, batches double, so a sparse filter still runs in
+        // parallel.
+        batch_lines = match page.still_needed() {
+            Some(needed) if !options.count_only => needed.max(batch_lines * 2).min(BATCH_LINES),
+            _ => BATCH_LINES,
+        };
         // Read a batch; a read error or an over-long line ends it early, to
         // be reported after the lines before it are printed.
         batch.clear();
         let mut bytes = 0;
         let mut stop: Option<Failure> = None;
-        while batch.len() < BATCH_LINES && bytes < BATCH_BYTES {
+        while batch.len() < batch_lines && bytes < BATCH_BYTES {
             let mut line = Vec::new();
             match (&mut reader)
                 .take(MAX_LINE as u64 + 1)
@@ -162,19 +215,19 @@ fn run_lines(
         let results: Vec<Result<Line, String>> =
             batch.par_iter().map(|l| evaluate(program, l)).collect();
         for result in results {
+            // Lines after a full page count as never read, errors included.
+            if full(&page) {
+                break;
+            }
             line_no += 1;
             match result {
                 Ok(Line::Blank) => {}
-                Ok(Line::Session { matched, id }) => {
+                Ok(Line::Miss) => summary.scanned += 1,
+                Ok(Line::Match(session)) => {
                     summary.scanned += 1;
-                    if matched {
-                        summary.matched += 1;
-                        if !options.count_only {
-                            match id {
-                                Some(id) => writeln!(out, "{id}")?,
-                                None => writeln!(out, "{line_no}")?,
-                            }
-                        }
+                    summary.matched += 1;
+                    if !options.count_only {
+                        page.push(session, line_no, out)?;
                     }
                 }
                 Err(message) => {
@@ -185,12 +238,17 @@ fn run_lines(
         }
         progress.advance(bytes as u64, summary.scanned);
         if let Some(failure) = stop {
-            progress.finish();
-            return Err(failure);
+            if !full(&page) {
+                progress.finish();
+                return Err(failure);
+            }
         }
     }
     progress.finish();
-    Ok(summary)
+    if !options.count_only {
+        page.finish(out)?;
+    }
+    Ok(summary.paged(options, &page))
 }
 
 /// Parses one JSON line into a session and matches it.
@@ -220,15 +278,12 @@ fn evaluate(program: &Program, line: &[u8]) -> Result<Line, String> {
         };
         pairs.push((key, value));
     }
-    let id = pairs
-        .iter()
-        .find(|(k, _)| k == SESSION_ID)
-        .map(|(_, v)| v.clone());
     // Session::new checks keys and duplicates as the store does.
     let session = Session::new(pairs).map_err(|e| e.to_string())?;
-    Ok(Line::Session {
-        matched: program.matches(&session),
-        id,
+    Ok(if program.matches(&session) {
+        Line::Match(session)
+    } else {
+        Line::Miss
     })
 }
 

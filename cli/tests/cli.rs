@@ -1,10 +1,16 @@
-//! SPEC section 7: the command-line tool, driven as a black box.
+//! SPEC sections 7 and 10: the command-line tool, driven as a black box.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+use std::cmp::Reverse;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use session_filter::{roles_to_string, Program, Session};
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_session-filter"))
@@ -270,4 +276,542 @@ fn explain_prints_one_instruction_a_line_then_the_plan() {
     );
     assert!(stdout.ends_with("(plan measured on the demo population of 5000 sessions)\n"));
     assert_filter_error(&run(&["explain", "x is"], None), "bad filter");
+}
+
+// SPEC section 10 (and 6.2): select's projection, order and paging, checked
+// against what the library says of the same sessions.
+
+/// A session read back from a JSON line, as the tool must read it.
+struct Row {
+    /// 1-based line number.
+    line: usize,
+    session: Session,
+}
+
+/// A population with what ordering and projection must handle: ids out of
+/// order, repeated and missing; sort keys repeated, missing and differing
+/// only in case or past ASCII; roles as strings and as arrays; values that
+/// need escaping in JSON.
+fn population(n: usize) -> Vec<String> {
+    let mut seed = 0x5EED_u64;
+    let mut next = |m: usize| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as usize % m
+    };
+    let tiers = ["gold", "silver", "bronze", "Gold", "", "gold\u{e9}", "gol"];
+    (0..n)
+        .map(|_| {
+            let mut o = serde_json::Map::new();
+            if next(10) != 0 {
+                o.insert("$SessionId".into(), json!(format!("s{}", next(2 * n))));
+            }
+            if next(4) != 0 {
+                o.insert("Tier".into(), json!(tiers[next(tiers.len())]));
+            }
+            if next(3) != 0 {
+                o.insert("$Country".into(), json!(["UK", "DE", "FR"][next(3)]));
+            }
+            let roles = match next(3) {
+                0 => None,
+                1 => Some(json!(["admin", "op\"s"])),
+                _ => Some(json!("'client'")),
+            };
+            if let Some(roles) = roles {
+                o.insert("$Roles".into(), roles);
+            }
+            if next(5) == 0 {
+                o.insert("Note".into(), json!("a \"quoted\"\nline\\ \u{1} \u{263a}"));
+            }
+            serde_json::Value::Object(o).to_string()
+        })
+        .collect()
+}
+
+/// The sessions of `lines` that `filter` matches, by the library.
+fn matches(filter: &str, lines: &[String]) -> Vec<Row> {
+    let program = Program::compile(filter).expect("a valid filter");
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let object: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(line).expect("a JSON object");
+            let pairs = object.into_iter().map(|(k, v)| match v {
+                serde_json::Value::String(s) => (k, s),
+                roles => {
+                    let roles: Vec<String> = serde_json::from_value(roles).expect("roles");
+                    (k, roles_to_string(&roles))
+                }
+            });
+            let session = Session::new(pairs).expect("a valid session");
+            program.matches(&session).then_some(Row {
+                line: i + 1,
+                session,
+            })
+        })
+        .collect()
+}
+
+/// SPEC 6.2's order as a plain sort: present values before absent ones, by
+/// bytes (reversed for `desc`), then ids ascending with absent ids last,
+/// then line.
+fn sort(rows: &mut [Row], key: &str, desc: bool) {
+    let bytes = |v: Option<std::sync::Arc<str>>| v.map(|v| v.as_bytes().to_vec());
+    let then = |r: &Row| (r.session.id().is_none(), bytes(r.session.id()), r.line);
+    if desc {
+        rows.sort_by_key(|r| {
+            let v = r.session.get(key);
+            (v.is_none(), Reverse(bytes(v)), then(r))
+        });
+    } else {
+        rows.sort_by_key(|r| {
+            let v = r.session.get(key);
+            (v.is_none(), bytes(v), then(r))
+        });
+    }
+}
+
+/// What `--properties KEYS` (or `--all-properties`, for `None`) prints for
+/// a row.
+fn object(row: &Row, keys: Option<&[&str]>) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    let id = match row.session.id() {
+        Some(id) => json!(&*id),
+        None => json!(row.line),
+    };
+    o.insert("$SessionId".into(), id);
+    match keys {
+        Some(keys) => {
+            for &k in keys {
+                if let Some(v) = row.session.get(k) {
+                    o.insert(k.into(), json!(&*v));
+                }
+            }
+        }
+        None => {
+            for (k, v) in row.session.properties() {
+                o.insert(k, json!(v));
+            }
+        }
+    }
+    serde_json::Value::Object(o)
+}
+
+/// What the plain output prints for a row.
+fn id_line(row: &Row) -> String {
+    match row.session.id() {
+        Some(id) => format!("{id}\n"),
+        None => format!("{}\n", row.line),
+    }
+}
+
+/// Each stdout line as JSON, checking that `$SessionId` comes first.
+fn objects(out: &Output) -> Vec<serde_json::Value> {
+    text(&out.stdout)
+        .lines()
+        .map(|l| {
+            assert!(l.starts_with("{\"$SessionId\":"), "{l}");
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))
+        })
+        .collect()
+}
+
+fn write_sessions(name: &str, lines: &[String]) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.jsonl"));
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(&path, text).expect("a temporary file");
+    path
+}
+
+/// The page of `rows` that `--offset`, `--limit` select.
+fn page<T>(rows: &[T], offset: usize, limit: Option<usize>) -> &[T] {
+    let start = offset.min(rows.len());
+    let end = limit.map_or(rows.len(), |l| start.saturating_add(l).min(rows.len()));
+    &rows[start..end]
+}
+
+fn ok(out: Output, what: &str) -> Output {
+    assert_eq!(out.status.code(), Some(0), "{what}: {out:?}");
+    out
+}
+
+const FILTER: &str = "not $Country is 'FR'";
+
+#[test]
+fn select_properties_show_chosen_keys_with_roles_as_roles_strings() {
+    let lines = population(300);
+    let path = write_sessions("properties", &lines);
+    let path = path.to_str().unwrap();
+    let rows = matches(FILTER, &lines);
+    // `$SessionId` again, a duplicate and an absent key change nothing.
+    let keys = ["Tier", "$Roles", "Missing", "Note", "$Country"];
+    let arg = "Tier,$Roles,Missing,$SessionId,Note,Tier,$Country";
+    let out = ok(
+        run(&["select", "-q", FILTER, path, "--properties", arg], None),
+        "--properties",
+    );
+    let expected: Vec<_> = rows.iter().map(|r| object(r, Some(&keys))).collect();
+    assert_eq!(objects(&out), expected);
+    assert!(rows.iter().any(|r| r.session.id().is_none()));
+
+    // A roles array comes back as its roles string.
+    let input = b"{\"$SessionId\":\"a\",\"$Roles\":[\"x\",\"y\"],\"k\":\"v\"}\n{\"k\":\"w\"}\n";
+    let out = ok(
+        run(
+            &["select", "-q", "all", "-", "--properties", "$Roles"],
+            Some(input),
+        ),
+        "roles",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "{\"$SessionId\":\"a\",\"$Roles\":\"\\\"x\\\",\\\"y\\\"\"}\n{\"$SessionId\":2}\n"
+    );
+}
+
+#[test]
+fn select_all_properties_show_every_property() {
+    let lines = population(300);
+    let path = write_sessions("all-properties", &lines);
+    let path = path.to_str().unwrap();
+    for filter in [FILTER, "all", "Tier is 'gold'"] {
+        let rows = matches(filter, &lines);
+        let out = ok(
+            run(&["select", "-q", filter, path, "--all-properties"], None),
+            filter,
+        );
+        let expected: Vec<_> = rows.iter().map(|r| object(r, None)).collect();
+        assert_eq!(objects(&out), expected, "{filter}");
+    }
+}
+
+#[test]
+fn select_sorts_in_both_directions_with_absent_keys_last_and_ties_by_id() {
+    // By hand first: "1" < "10" < "2" as bytes, ties by id, absent last.
+    let input = b"{\"$SessionId\":\"b\",\"k\":\"2\"}\n{\"$SessionId\":\"a\",\"k\":\"2\"}\n{\"$SessionId\":\"c\"}\n{\"k\":\"1\"}\n{\"$SessionId\":\"d\",\"k\":\"10\"}\n";
+    let out = ok(
+        run(&["select", "-q", "all", "-", "--sort", "k"], Some(input)),
+        "ascending",
+    );
+    assert_eq!(text(&out.stdout), "4\nd\na\nb\nc\n");
+    let out = ok(
+        run(
+            &["select", "-q", "all", "-", "--sort", "k", "--desc"],
+            Some(input),
+        ),
+        "descending",
+    );
+    assert_eq!(text(&out.stdout), "a\nb\nd\n4\nc\n");
+    let out = ok(
+        run(
+            &["select", "-q", "all", "-", "--desc", "--sort", "$SessionId"],
+            Some(input),
+        ),
+        "ids descending",
+    );
+    assert_eq!(text(&out.stdout), "d\nc\nb\na\n4\n");
+
+    let lines = population(400);
+    let path = write_sessions("sort", &lines);
+    let path = path.to_str().unwrap();
+    for key in ["Tier", "$SessionId", "$Roles", "Missing"] {
+        for desc in [false, true] {
+            let mut rows = matches(FILTER, &lines);
+            sort(&mut rows, key, desc);
+            let mut args = vec!["select", "-q", FILTER, path, "--sort", key];
+            if desc {
+                args.push("--desc");
+            }
+            let out = ok(run(&args, None), key);
+            let expected: String = rows.iter().map(id_line).collect();
+            assert_eq!(text(&out.stdout), expected, "{key} desc={desc}");
+
+            args.extend(["--properties", "Tier,$Roles"]);
+            let out = ok(run(&args, None), key);
+            let expected: Vec<_> = rows
+                .iter()
+                .map(|r| object(r, Some(&["Tier", "$Roles"])))
+                .collect();
+            assert_eq!(objects(&out), expected, "{key} desc={desc}");
+        }
+    }
+}
+
+#[test]
+fn select_pages_with_offset_and_limit_in_both_orders() {
+    let lines = population(300);
+    let path = write_sessions("paging", &lines);
+    let path = path.to_str().unwrap();
+    let in_order = matches(FILTER, &lines);
+    let mut sorted = matches(FILTER, &lines);
+    sort(&mut sorted, "Tier", true);
+    let in_order: Vec<String> = in_order.iter().map(id_line).collect();
+    let sorted: Vec<String> = sorted.iter().map(id_line).collect();
+    let n = in_order.len();
+    assert!(n > 100, "{n}");
+    for (offset, limit) in [
+        (0, Some(0)),
+        (0, Some(1)),
+        (0, Some(10)),
+        (7, Some(10)),
+        (7, None),
+        (n - 3, Some(10)),
+        (n, Some(5)),
+        (n + 10, None),
+        (0, Some(n + 10)),
+    ] {
+        let offset_arg = offset.to_string();
+        let limit_arg = limit.map(|l| l.to_string());
+        let mut args = vec!["select", FILTER, path, "--offset", &offset_arg];
+        if let Some(limit) = &limit_arg {
+            args.extend(["--limit", limit]);
+        }
+        let out = ok(run(&args, None), "input order");
+        let what = format!("offset {offset} limit {limit:?}");
+        assert_eq!(
+            text(&out.stdout),
+            page(&in_order, offset, limit).concat(),
+            "{what}"
+        );
+        let printed = page(&in_order, offset, limit).len();
+        assert!(
+            text(&out.stderr).contains(&format!(", printed {printed}")),
+            "{what}: {}",
+            text(&out.stderr)
+        );
+        args.extend(["--sort", "Tier", "--desc", "-q"]);
+        let out = ok(run(&args, None), "sorted");
+        assert_eq!(
+            text(&out.stdout),
+            page(&sorted, offset, limit).concat(),
+            "sorted, {what}"
+        );
+    }
+}
+
+#[test]
+fn select_count_ignores_paging_and_counts_every_match() {
+    let lines = population(300);
+    let path = write_sessions("count", &lines);
+    let path = path.to_str().unwrap();
+    let n = matches(FILTER, &lines).len();
+    for extra in [
+        &["--limit", "3"][..],
+        &["--offset", "5", "--limit", "0"],
+        &["--sort", "Tier", "--desc", "--limit", "1"],
+        &["--all-properties", "--limit", "2"],
+    ] {
+        let mut args = vec!["select", "--count", FILTER, path];
+        args.extend(extra);
+        let out = ok(run(&args, None), "count");
+        assert_eq!(text(&out.stdout), format!("{n}\n"), "{extra:?}");
+        assert!(
+            text(&out.stderr).contains(&format!("matched {n} of 300 ")),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Counting reads everything, so it finds a malformed line past the page.
+    let input = b"{\"$SessionId\":\"a\"}\n{\"a\": \n";
+    let out = run(
+        &["select", "--count", "all", "-", "--limit", "1"],
+        Some(input),
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).starts_with("error: line 2: "));
+}
+
+#[test]
+fn select_stops_reading_once_the_page_is_printed() {
+    // Odd lines match; the page of offset 1, limit 2 ends on line 5, and the
+    // malformed line 7 is never read.
+    let mut lines: Vec<String> = (1..=6)
+        .map(|i| format!("{{\"$SessionId\":\"s{i}\",\"odd\":\"{}\"}}", i % 2))
+        .collect();
+    lines.push("{\"odd\": ".into());
+    lines.extend(population(5000));
+    let path = write_sessions("early-stop", &lines);
+    let path = path.to_str().unwrap();
+    let filter = "odd is '1'";
+    let out = ok(
+        run(
+            &["select", filter, path, "--offset", "1", "--limit", "2"],
+            None,
+        ),
+        "early stop",
+    );
+    assert_eq!(text(&out.stdout), "s3\ns5\n");
+    let err = text(&out.stderr);
+    assert!(err.contains("matched 3 of 5 sessions"), "{err}");
+    assert!(err.contains("stopped reading"), "{err}");
+    let out = ok(
+        run(
+            &[
+                "select",
+                "-q",
+                filter,
+                path,
+                "--limit",
+                "3",
+                "--all-properties",
+            ],
+            None,
+        ),
+        "early stop with properties",
+    );
+    assert_eq!(objects(&out).len(), 3);
+
+    // Without a limit, or sorted, the whole input is read and the line is
+    // found; sorted, nothing was printed before it.
+    let out = run(&["select", "-q", filter, path, "--offset", "1"], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(text(&out.stdout), "s3\ns5\n");
+    assert!(text(&out.stderr).starts_with("error: line 7: "));
+    let out = run(
+        &[
+            "select", "-q", filter, path, "--limit", "2", "--sort", "odd",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty());
+    assert!(text(&out.stderr).starts_with("error: line 7: "));
+}
+
+#[test]
+fn select_stops_reading_an_endless_stdin_once_the_page_is_printed() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_session-filter"))
+        .args(["select", "-q", "all", "-", "--limit", "3", "--offset", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut pipe = child.stdin.take().expect("stdin");
+    // Writes until the tool goes away.
+    let writer = std::thread::spawn(move || {
+        let mut i = 0u64;
+        while pipe
+            .write_all(format!("{{\"$SessionId\":\"s{i}\"}}\n").as_bytes())
+            .is_ok()
+        {
+            i += 1;
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("select kept reading an endless stdin");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("the binary finishes");
+    writer.join().expect("the writer stops");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(text(&out.stdout), "s2\ns3\ns4\n");
+}
+
+#[test]
+fn select_pages_sorts_and_projects_the_demo_population() {
+    let filter = "hasRoles ['operator']";
+    let program = Program::compile(filter).expect("a valid filter");
+    let sessions = session_filter::demo::sessions(5000).expect("the demo population");
+    let rows: Vec<Row> = sessions
+        .into_iter()
+        .enumerate()
+        .filter(|(_, s)| program.matches(s))
+        .map(|(i, session)| Row {
+            line: i + 1,
+            session,
+        })
+        .collect();
+    let out = ok(run(&["select", "-q", filter, "--limit", "5"], None), "demo");
+    let expected: String = rows.iter().take(5).map(id_line).collect();
+    assert_eq!(text(&out.stdout), expected);
+
+    let mut sorted = rows;
+    sort(&mut sorted, "Department", true);
+    assert!(sorted.len() > 100, "{}", sorted.len());
+    let keys = ["Department", "$Roles"];
+    let args = [
+        "select",
+        "-q",
+        filter,
+        "--sort",
+        "Department",
+        "--desc",
+        "--offset",
+        "5",
+        "--limit",
+        "20",
+        "--properties",
+        "Department,$Roles",
+    ];
+    let out = ok(run(&args, None), "demo sorted");
+    let expected: Vec<_> = page(&sorted, 5, Some(20))
+        .iter()
+        .map(|r| object(r, Some(&keys)))
+        .collect();
+    assert_eq!(objects(&out), expected);
+    // A fifth of the demo sessions have no department: they come last.
+    sort(&mut sorted, "Department", false);
+    assert!(sorted
+        .last()
+        .is_some_and(|r| r.session.get("Department").is_none()));
+    let out = ok(
+        run(
+            &[
+                "select",
+                "-q",
+                filter,
+                "--sort",
+                "Department",
+                "--all-properties",
+            ],
+            None,
+        ),
+        "demo, all properties",
+    );
+    let expected: Vec<_> = sorted.iter().map(|r| object(r, None)).collect();
+    assert_eq!(objects(&out), expected);
+}
+
+#[test]
+fn select_paging_usage_errors_exit_2() {
+    let input = b"{\"$SessionId\":\"a\"}\n";
+    for (args, needle) in [
+        (&["--desc"][..], "--desc needs --sort"),
+        (
+            &["--properties", "a", "--all-properties"],
+            "cannot be used with",
+        ),
+        (&["--offset", "-1"], "-1"),
+        (&["--limit", "-1"], "-1"),
+        (&["--limit", "x"], "invalid value"),
+        (&["--limit", "1.5"], "invalid value"),
+        (&["--offset", ""], "invalid value"),
+        (&["--limit"], "--limit"),
+        (&["--sort", "bad key"], "invalid user property key"),
+        (&["--sort", ""], "invalid user property key"),
+        (&["--properties", "a,bad key"], "invalid user property key"),
+        (&["--properties", "a,,b"], "invalid user property key"),
+    ] {
+        let mut all = vec!["select", "all", "-"];
+        all.extend(args);
+        let out = run(&all, Some(input));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with("error: ") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+    }
+    // The same on the demo population.
+    let out = run(&["select", "all", "--desc"], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
