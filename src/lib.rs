@@ -74,7 +74,7 @@ pub use syntax::{Error as FilterError, ErrorKind as FilterErrorKind, Filter, Lim
 pub use util::escape::{escape, escape_into, unescape, UnescapeError};
 pub use util::properties::{validate_user_key, KeyError, KeyErrorKind};
 pub use util::roles::{roles_to_string, string_to_roles, RolesError, RolesErrorKind};
-pub use vm::Program;
+pub use vm::{Cache, Program};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
