@@ -60,6 +60,7 @@ pub mod reference;
 #[cfg(feature = "serde")]
 mod serde;
 mod session;
+pub mod standing;
 mod store;
 pub mod syntax;
 mod util;
@@ -68,6 +69,7 @@ mod vm;
 pub use error::Error;
 pub use intern::{interned_count, CapacityError, Interned, Sym};
 pub use session::{PropertyKey, Session};
+pub use standing::FilterSet;
 pub use store::{Execution, SessionStore, StoreOptions};
 pub use syntax::{Error as FilterError, ErrorKind as FilterErrorKind, Filter, Limits};
 pub use util::escape::{escape, escape_into, unescape, UnescapeError};
