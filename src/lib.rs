@@ -61,6 +61,7 @@ pub mod reference;
 #[cfg(feature = "serde")]
 mod serde;
 mod session;
+pub mod standing;
 mod store;
 pub mod syntax;
 mod util;
@@ -69,6 +70,7 @@ mod vm;
 pub use error::Error;
 pub use intern::{interned_count, CapacityError, Interned};
 pub use session::{PropertyKey, PropertyValue, Session};
+pub use standing::FilterSet;
 pub use store::{Execution, SessionStore, StoreOptions};
 pub use syntax::{Error as FilterError, ErrorKind as FilterErrorKind, Filter, Limits};
 pub use util::escape::{escape, escape_into, unescape, UnescapeError};

@@ -12,6 +12,8 @@
 //! sends a bit mask on to its two targets. Interpretation then costs once per
 //! block, not once per session.
 
+pub(crate) mod analysis;
+
 use std::fmt;
 use std::sync::Arc;
 
