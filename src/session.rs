@@ -299,6 +299,11 @@ impl Session {
         dropped.into_iter().for_each(intern::release);
     }
 
+    /// True when both sessions have the same roles, as sets.
+    pub(crate) fn same_roles(&self, other: &Session) -> bool {
+        self.roles.len() == other.roles.len() && self.roles.iter().all(|r| other.roles.contains(r))
+    }
+
     /// Calls `f` with every term of the session: each key present, each
     /// value but that of `$Roles`, and the role terms.
     pub(crate) fn for_each_term(&self, mut f: impl FnMut(Term)) {

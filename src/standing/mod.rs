@@ -419,9 +419,19 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
     /// cost grows with the filters that mention a changed key, not with the
     /// size of the set.
     pub fn changes(&self, before: &Session, after: &Session) -> Changes<Id> {
+        self.changes_and_stayed(before, after).0
+    }
+
+    /// [`FilterSet::changes`], and the ids whose filter reads a changed key
+    /// and matches both states (in set order): the watches a change updates.
+    pub(crate) fn changes_and_stayed(
+        &self,
+        before: &Session,
+        after: &Session,
+    ) -> (Changes<Id>, Vec<Id>) {
         let changed = terms::changed_keys(before, after);
         if changed.is_empty() {
-            return Changes::default();
+            return (Changes::default(), Vec::new());
         }
         let mut candidates: SmallVec<[u32; 32]> = SmallVec::new();
         let mut gather = |term| {
@@ -437,19 +447,21 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
         }
         candidates.sort_unstable();
         candidates.dedup();
-        let (mut entered, mut left) = (Vec::new(), Vec::new());
+        let (mut entered, mut left, mut stayed) = (Vec::new(), Vec::new(), Vec::new());
         for e in candidates {
             let Some(entry) = self.entry(e) else { continue };
             match (entry.program.matches(before), entry.program.matches(after)) {
                 (false, true) => entered.extend_from_slice(&entry.ids),
                 (true, false) => left.extend_from_slice(&entry.ids),
-                _ => {}
+                (true, true) => stayed.extend_from_slice(&entry.ids),
+                (false, false) => {}
             }
         }
-        Changes {
+        let changes = Changes {
             entered: self.ids_in_order(entered),
             left: self.ids_in_order(left),
-        }
+        };
+        (changes, self.ids_in_order(stayed))
     }
 
     fn slot(&self, s: u32) -> Option<&Slot<Id>> {

@@ -24,16 +24,19 @@
 
 mod index;
 mod shard;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ahash::RandomState;
 use rayon::prelude::*;
 
 use self::index::OpStats;
 use self::shard::Shard;
+use self::watch::Hub;
+pub use self::watch::{Watch, WatchEvent, WatchOptions};
 use crate::error::Error;
 use crate::session::{RoleChange, Session};
 use crate::syntax::Limits;
@@ -133,6 +136,7 @@ impl StoreOptions {
 /// ```
 pub struct SessionStore {
     shards: Box<[RwLock<Shard>]>,
+    hub: Arc<Hub>,
     hasher: RandomState,
     options: StoreOptions,
 }
@@ -160,10 +164,12 @@ impl SessionStore {
 
     /// An empty store with these options.
     pub fn with_options(options: StoreOptions) -> SessionStore {
+        let hub = Arc::new(Hub::default());
         SessionStore {
             shards: (0..options.shards)
-                .map(|_| RwLock::new(Shard::new(options.index)))
+                .map(|_| RwLock::new(Shard::new(options.index, hub.clone())))
                 .collect(),
+            hub,
             hasher: RandomState::new(),
             options,
         }
@@ -503,6 +509,31 @@ impl SessionStore {
                 .collect();
             copies.iter().for_each(&mut f);
         }
+    }
+
+    /// Registers a standing filter and returns its [`Watch`]: a live count
+    /// and the events of the sessions it matches (SPEC 8.2). Unless
+    /// `options` skips it, the watch first reports every session that
+    /// matches now, then every later change, with nothing missed or
+    /// reported twice in between. A bad filter is an error.
+    ///
+    /// Registration holds every shard's read lock while it takes the
+    /// snapshot, so writers wait for it once; afterwards a watch never
+    /// blocks them (see [`WatchOptions::capacity`]).
+    pub fn watch(&self, filter: &str, options: WatchOptions) -> Result<Watch, Error> {
+        Ok(self.watch_compiled(&self.compile(filter)?, options))
+    }
+
+    /// [`SessionStore::watch`] with a compiled filter.
+    pub fn watch_compiled(&self, program: &Program, options: WatchOptions) -> Watch {
+        let shards: Vec<RwLockReadGuard<'_, Shard>> = self.shards.iter().map(Self::read).collect();
+        self.hub.register(program, &options, |visit| {
+            for shard in &shards {
+                for slot in shard.matching(program, true) {
+                    visit(shard.session(slot));
+                }
+            }
+        })
     }
 
     /// True when the store keeps inverted indexes.
