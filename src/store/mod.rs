@@ -22,8 +22,11 @@
 //! map answers it). Turn the index off with [`StoreOptions::index`] where
 //! memory matters more than selective filters.
 
+mod change;
 mod index;
 mod shard;
+
+pub use self::change::{ClosedSession, PropertyChange};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -110,6 +110,20 @@ impl Shard {
         self.sessions[slot as usize] = session;
     }
 
+    /// Changes the session in `slot` in place with `f`, which must not change
+    /// its `$SessionId`; the index forgets the session before and learns it
+    /// again after, so it stays exact.
+    pub(super) fn change(&mut self, slot: u32, f: impl FnOnce(&mut Session)) {
+        let session = &mut self.sessions[slot as usize];
+        if let Some(index) = &mut self.index {
+            index.remove(slot, session);
+            f(session);
+            index.add(slot, session);
+        } else {
+            f(session);
+        }
+    }
+
     /// Changes the session in `slot` with `f`, which may touch only its roles.
     pub(super) fn change_roles(&mut self, slot: u32, f: impl FnOnce(&mut Session)) {
         let session = &mut self.sessions[slot as usize];
