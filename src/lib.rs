@@ -68,7 +68,10 @@ mod vm;
 pub use error::Error;
 pub use intern::{interned_count, CapacityError, Interned, Sym};
 pub use session::{PropertyKey, Session};
-pub use store::{ClosedSession, Execution, PropertyChange, SessionStore, StoreOptions};
+pub use store::{
+    ClosedSession, Execution, FetchPage, FetchRequest, FetchedSession, PropertyChange,
+    SessionStore, StoreOptions,
+};
 pub use syntax::{Error as FilterError, ErrorKind as FilterErrorKind, Filter, Limits};
 pub use util::escape::{escape, escape_into, unescape, UnescapeError};
 pub use util::properties::{validate_user_key, KeyError, KeyErrorKind};

@@ -23,10 +23,12 @@
 //! memory matters more than selective filters.
 
 mod change;
+mod fetch;
 mod index;
 mod shard;
 
 pub use self::change::{ClosedSession, PropertyChange};
+pub use self::fetch::{FetchPage, FetchRequest, FetchedSession};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
