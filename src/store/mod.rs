@@ -22,6 +22,7 @@
 //! map answers it). Turn the index off with [`StoreOptions::index`] where
 //! memory matters more than selective filters.
 
+mod cache;
 mod change;
 mod fetch;
 mod index;
@@ -38,12 +39,13 @@ use ahash::RandomState;
 use rayon::prelude::*;
 use smallvec::SmallVec;
 
+use self::cache::FilterCache;
 use self::index::OpStats;
 use self::shard::Shard;
 use crate::error::Error;
 use crate::intern::{self, Interned, Sym};
 use crate::session::{Session, ROLES_SLOT};
-use crate::syntax::{Filter, Limits};
+use crate::syntax::Limits;
 use crate::util::properties::{validate_user_key, SESSION_ID};
 use crate::vm::Program;
 
@@ -70,6 +72,7 @@ pub struct StoreOptions {
     limits: Limits,
     parallel_threshold: usize,
     index: bool,
+    filter_cache: usize,
 }
 
 impl Default for StoreOptions {
@@ -79,13 +82,15 @@ impl Default for StoreOptions {
             limits: Limits::default(),
             parallel_threshold: 20_000,
             index: true,
+            filter_cache: cache::DEFAULT_ENTRIES,
         }
     }
 }
 
 impl StoreOptions {
     /// The default options: 32 shards, default [`Limits`], parallel bulk
-    /// operations from 20 000 sessions up, index on.
+    /// operations from 20 000 sessions up, index on, a cache of 1024
+    /// compiled filters (see [`StoreOptions::filter_cache`]).
     pub fn new() -> StoreOptions {
         StoreOptions::default()
     }
@@ -141,6 +146,7 @@ pub struct SessionStore {
     shards: Box<[RwLock<Shard>]>,
     hasher: RandomState,
     options: StoreOptions,
+    filters: FilterCache,
 }
 
 impl Default for SessionStore {
@@ -162,6 +168,7 @@ impl SessionStore {
                 .map(|_| RwLock::new(Shard::new(options.index)))
                 .collect(),
             hasher: RandomState::new(),
+            filters: FilterCache::new(options.filter_cache),
             options,
         }
     }
@@ -183,9 +190,11 @@ impl SessionStore {
     }
 
     /// Compiles a filter with the store's limits; the error is the positioned
-    /// filter error.
+    /// filter error. A filter text compiled before is taken from the store's
+    /// filter cache (see [`StoreOptions::filter_cache`]); every method that
+    /// takes a filter as text compiles it here.
     pub fn compile(&self, filter: &str) -> Result<Program, Error> {
-        Program::compile_filter(Filter::parse_with(filter, &self.options.limits)?)
+        self.filters.compile(filter, &self.options.limits)
     }
 
     /// Adds a session. It must have a `$SessionId` no other session in the
