@@ -66,7 +66,7 @@ fn programs(entries: usize) -> Option<Programs> {
     // quick_cache rounds a shard's capacity up, which would let an uneven
     // split hold a few more than asked.
     let mut shards = 8;
-    while shards > 1 && (entries % shards != 0 || entries / shards < 32) {
+    while shards > 1 && (!entries.is_multiple_of(shards) || entries / shards < 32) {
         shards /= 2;
     }
     let options = OptionsBuilder::new()

@@ -254,6 +254,11 @@ impl SessionStore {
     /// 6.2). A page of `k = offset + limit` out of `n` matches costs
     /// O(n log k). A bad filter is an error.
     ///
+    /// The total and the order come from one pass over the shards, each
+    /// under its read lock; the properties of the page's sessions are read
+    /// just after, so a session closed in between is left out of the page
+    /// and one changed in between shows its new properties.
+    ///
     /// ```
     /// use session_filter::{FetchRequest, SessionStore};
     ///
