@@ -184,9 +184,10 @@ pub fn check_standing(filters: &[Expr], ops: &[StoreOp]) {
     }
     for (step, op) in ops.iter().enumerate() {
         let bad_filter = match op {
-            StoreOp::Close(e) | StoreOp::ChangeRoles(e, ..) | StoreOp::Query(e, _) => {
-                Program::try_from(Filter::from(e.clone())).is_err()
-            }
+            StoreOp::Close(e)
+            | StoreOp::ChangeRoles(e, ..)
+            | StoreOp::ChangeProperties(e, _)
+            | StoreOp::Query(e, _) => Program::try_from(Filter::from(e.clone())).is_err(),
             _ => false,
         };
         if bad_filter {
