@@ -90,7 +90,7 @@ fn read_line(
 }
 
 /// The line as text, or `None` when it is blank.
-fn text_of<'a>(line: &'a [u8]) -> Result<Option<&'a str>, String> {
+fn text_of(line: &[u8]) -> Result<Option<&str>, String> {
     let text = std::str::from_utf8(line).map_err(|e| {
         format!(
             "expected UTF-8 text, found an invalid byte at offset {}",
