@@ -71,7 +71,10 @@ pub use error::Error;
 pub use intern::{interned_count, CapacityError, Interned};
 pub use session::{PropertyKey, PropertyValue, Session};
 pub use standing::FilterSet;
-pub use store::{Execution, SessionStore, StoreOptions, Watch, WatchEvent, WatchOptions};
+pub use store::{
+    ClosedSession, Execution, FetchPage, FetchRequest, FetchedSession, PropertyChange,
+    SessionStore, StoreOptions, Watch, WatchEvent, WatchOptions,
+};
 pub use syntax::{Error as FilterError, ErrorKind as FilterErrorKind, Filter, Limits};
 pub use util::escape::{escape, escape_into, unescape, UnescapeError};
 pub use util::properties::{validate_user_key, KeyError, KeyErrorKind};

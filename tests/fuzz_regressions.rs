@@ -178,6 +178,46 @@ fn differential_and_store_checks_hold_on_known_inputs() {
     ]);
 }
 
+/// The standing check holds on a sequence touching every kind of change,
+/// with filters of every shape, folding constants and duplicates included.
+#[test]
+fn standing_check_holds_on_known_inputs() {
+    use checks::StoreOp;
+    let f = |text: &str| Filter::parse(text).unwrap().into_expr();
+    let props = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let strings = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
+    let filters = [
+        f("k is '1'"),
+        f("k ne '1'"),
+        f("not has k and hasRoles ['a']"),
+        f("$Roles is '\"a\",\"b\"' or $Country in ['UK' 'DE']"),
+        f("has k or all"),
+        f("(has m or all) and not k is '2'"),
+        f("all"),
+        f("k is '1'"),
+    ];
+    checks::check_standing(
+        &filters,
+        &[
+            StoreOp::Insert(0, props(&[("$Roles", "'a'"), ("k", "1")])),
+            StoreOp::Insert(1, props(&[("k", "2"), ("$Country", "UK")])),
+            StoreOp::ChangeRoles(f("has k"), strings(&["a"]), strings(&["b", "a"])),
+            StoreOp::ChangeSessionRoles(1, strings(&[]), strings(&["a", "b"])),
+            StoreOp::SetProperties(1, props(&[("m", "3")])),
+            StoreOp::SetProperties(0, props(&[("k", "2")])),
+            StoreOp::RemoveProperties(1, strings(&["k"])),
+            StoreOp::Close(f("$Country is 'UK'")),
+            StoreOp::CloseSession(0),
+            StoreOp::Insert(2, props(&[])),
+        ],
+    );
+}
+
 /// Found by the `differential` target: a tree built by hand with 600 nested
 /// `not`s prints a text deeper than the depth ceiling, which is rightly
 /// refused; the check must not call that a failure of the round trip.

@@ -264,7 +264,7 @@ fn strs(v: &[String]) -> Vec<&str> {
 }
 
 /// Applies `op` to the store; returns its answer, as text.
-fn apply_store(store: &SessionStore, op: &StoreOp) -> String {
+pub(crate) fn apply_store(store: &SessionStore, op: &StoreOp) -> String {
     fn text<T>(r: Result<T, Error>, f: impl Fn(T) -> String) -> String {
         r.map_or_else(|_| "err".into(), f)
     }

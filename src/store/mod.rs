@@ -22,9 +22,15 @@
 //! map answers it). Turn the index off with [`StoreOptions::index`] where
 //! memory matters more than selective filters.
 
+mod cache;
+mod change;
+mod fetch;
 mod index;
 mod shard;
 mod watch;
+
+pub use self::change::{ClosedSession, PropertyChange};
+pub use self::fetch::{FetchPage, FetchRequest, FetchedSession};
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -33,6 +39,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use ahash::RandomState;
 use rayon::prelude::*;
 
+use self::cache::FilterCache;
 use self::index::OpStats;
 use self::shard::Shard;
 use self::watch::Hub;
@@ -67,6 +74,7 @@ pub struct StoreOptions {
     limits: Limits,
     parallel_threshold: usize,
     index: bool,
+    filter_cache: usize,
 }
 
 impl Default for StoreOptions {
@@ -76,13 +84,15 @@ impl Default for StoreOptions {
             limits: Limits::default(),
             parallel_threshold: 20_000,
             index: true,
+            filter_cache: cache::DEFAULT_ENTRIES,
         }
     }
 }
 
 impl StoreOptions {
     /// The default options: 32 shards, default [`Limits`], parallel bulk
-    /// operations from 20 000 sessions up, index on.
+    /// operations from 20 000 sessions up, index on, a cache of 1024
+    /// compiled filters (see [`StoreOptions::filter_cache`]).
     pub fn new() -> StoreOptions {
         StoreOptions::default()
     }
@@ -139,6 +149,7 @@ pub struct SessionStore {
     hub: Arc<Hub>,
     hasher: RandomState,
     options: StoreOptions,
+    filters: FilterCache,
 }
 
 impl fmt::Debug for SessionStore {
@@ -171,6 +182,7 @@ impl SessionStore {
                 .collect(),
             hub,
             hasher: RandomState::new(),
+            filters: FilterCache::new(options.filter_cache),
             options,
         }
     }
@@ -192,9 +204,11 @@ impl SessionStore {
     }
 
     /// Compiles a filter with the store's limits; the error is the positioned
-    /// filter error.
+    /// filter error. A filter text compiled before is taken from the store's
+    /// filter cache (see [`StoreOptions::filter_cache`]); every method that
+    /// takes a filter as text compiles it here.
     pub fn compile(&self, filter: &str) -> Result<Program, Error> {
-        Program::compile_with(filter, &self.options.limits)
+        self.filters.compile(filter, &self.options.limits)
     }
 
     /// Adds a session. It must have a `$SessionId` no other session in the

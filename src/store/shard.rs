@@ -119,6 +119,24 @@ impl Shard {
         self.hub.changed(&before, &self.sessions[slot as usize]);
     }
 
+    /// Changes the session in `slot` in place with `f`, which must not change
+    /// its `$SessionId`; the index forgets the session before and learns it
+    /// again after, so it stays exact, and the watches see both states.
+    pub(super) fn change(&mut self, slot: u32, f: impl FnOnce(&mut Session)) {
+        let session = &mut self.sessions[slot as usize];
+        let before = self.hub.active().then(|| session.clone());
+        if let Some(index) = &mut self.index {
+            index.remove(slot, session);
+            f(session);
+            index.add(slot, session);
+        } else {
+            f(session);
+        }
+        if let Some(before) = before {
+            self.hub.changed(&before, session);
+        }
+    }
+
     /// Applies a role change to the session in `slot`.
     pub(super) fn change_roles(&mut self, slot: u32, change: &RoleChange) {
         let session = &mut self.sessions[slot as usize];
