@@ -17,7 +17,9 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use session_filter::{Error, Program, Session, SessionStore, Watch, WatchEvent, WatchOptions};
+use session_filter::{
+    Error, Program, PropertyChange, Session, SessionStore, Watch, WatchEvent, WatchOptions,
+};
 
 use crate::select::{self, Value, MAX_LINE};
 use crate::Failure;
@@ -288,51 +290,18 @@ impl Replay {
         }
     }
 
-    /// A property change (SPEC 6.1) by id or by filter.
-    fn set(&self, target: &Target, change: &[(String, Option<String>)]) -> Result<(), String> {
+    /// A property change (SPEC 6.1) by id or by filter: the library checks
+    /// it whole and normalises the fixed properties it may set.
+    fn set(&self, target: &Target, change: &PropertyChange) -> Result<(), String> {
         let store = &self.store;
-        // Every key is checked before any session changes.
-        for (key, _) in change {
-            if key.starts_with('$') {
-                return Err(Error::NotUserKey(key.clone()).to_string());
-            }
-            session_filter::validate_user_key(key).map_err(|e| e.to_string())?;
-        }
-        let sets: Vec<(&str, &str)> = change
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str(), v.as_deref()?)))
-            .collect();
-        let removes: Vec<&str> = change
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| k.as_str())
-            .collect();
-        let apply = |id: &str| -> Result<(), Error> {
-            if !sets.is_empty() {
-                store.set_properties(id, sets.iter().copied())?;
-            }
-            if !removes.is_empty() {
-                store.remove_properties(id, &removes)?;
-            }
-            Ok(())
-        };
         match target {
-            Target::Id(id) => {
-                if store.get_session(id).is_none() {
-                    return Err(Error::UnknownSession(id.clone()).to_string());
-                }
-                apply(id).map_err(|e| error_text(&e))
-            }
+            Target::Id(id) => store.change_session_properties(id, change).map(drop),
             Target::Where(filter) => {
                 let program = compile_where(store, filter)?;
-                for id in store.select_compiled(&program) {
-                    // A session closed meanwhile cannot be: nothing else
-                    // changes this store.
-                    apply(&id).map_err(|e| error_text(&e))?;
-                }
-                Ok(())
+                store.change_properties_compiled(&program, change).map(drop)
             }
         }
+        .map_err(|e| error_text(&e))
     }
 
     /// Drains every watch and prints what the line changed.
@@ -444,8 +413,7 @@ enum Event {
     Open(Session),
     Set {
         target: Target,
-        /// Each key with its new value, or `None` to remove it.
-        change: Vec<(String, Option<String>)>,
+        change: PropertyChange,
     },
     Roles {
         target: Target,
@@ -511,6 +479,8 @@ fn parse_event(text: &str) -> Result<Event, String> {
                 .ok_or("a \"set\" event needs \"properties\"")?;
             let mut change: Vec<(String, Option<String>)> = Vec::with_capacity(properties.len());
             for (key, value) in properties {
+                // A change would keep the last of two; in JSON a repeated
+                // key is more likely a mistake, as it is for `open`.
                 if change.iter().any(|(k, _)| *k == key) {
                     return Err(Error::DuplicateKey(key).to_string());
                 }
@@ -525,7 +495,10 @@ fn parse_event(text: &str) -> Result<Event, String> {
                 };
                 change.push((key, value));
             }
-            Event::Set { target, change }
+            Event::Set {
+                target,
+                change: change.into_iter().collect(),
+            }
         }
         "roles" => Event::Roles {
             target: target()?,

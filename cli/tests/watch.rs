@@ -500,7 +500,7 @@ impl Model {
                     let s = self.sessions.get_mut(&id).expect("an open session");
                     for (k, v) in change {
                         match v {
-                            Some(v) => s.props.insert(k.clone(), v.clone()),
+                            Some(v) => s.props.insert(k.clone(), normalised(k, v)),
                             None => s.props.remove(k),
                         };
                     }
@@ -523,6 +523,34 @@ impl Model {
             }
         }
     }
+}
+
+/// A value as SPEC 6.1 stores it.
+fn normalised(key: &str, value: &str) -> String {
+    match key {
+        "$Country" => value.to_ascii_uppercase(),
+        "$Language" => value.to_ascii_lowercase(),
+        "$Latitude" | "$Longitude" if is_decimal(value) => value.to_owned(),
+        "$Latitude" | "$Longitude" => "NaN".to_owned(),
+        _ => value.to_owned(),
+    }
+}
+
+/// `[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?`, the whole string.
+fn is_decimal(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mantissa_ok = digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty());
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exponent_ok
 }
 
 #[derive(Clone, Debug)]
@@ -608,19 +636,46 @@ fn key() -> impl Strategy<Value = String> {
         "x[y]",
         "東京",
         "$Country",
+        "$Language",
+        "$Latitude",
         "$SessionId",
     ])
     .prop_map(String::from)
 }
 
-/// Keys a `set` may change.
+/// Keys a `set` may set: user keys and the fixed keys it normalises.
+fn settable_key() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "Department",
+        "k",
+        "x[y]",
+        "東京",
+        "$Country",
+        "$Language",
+        "$Latitude",
+    ])
+    .prop_map(String::from)
+}
+
+/// Keys a `set` may remove.
 fn user_key() -> impl Strategy<Value = String> {
     prop::sample::select(vec!["Department", "k", "x[y]", "東京"]).prop_map(String::from)
 }
 
 fn value() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["", "UK", "Ops", "a'b", "a\"b", "\\", "é", "s1", "t"])
-        .prop_map(String::from)
+    prop::sample::select(vec![
+        "", "UK", "uk", "a'b", "a\"b", "\\", "é", "s1", "EN", "1.5", "NaN",
+    ])
+    .prop_map(String::from)
+}
+
+/// A change for `set`: values for settable keys, removals of user keys.
+fn change() -> impl Strategy<Value = BTreeMap<String, Option<String>>> {
+    let entry = prop_oneof![
+        (settable_key(), value().prop_map(Some)),
+        (user_key(), Just(None)),
+    ];
+    prop::collection::vec(entry, 1..3).prop_map(|entries| entries.into_iter().collect())
 }
 
 fn role() -> impl Strategy<Value = String> {
@@ -661,11 +716,7 @@ fn raw_event() -> impl Strategy<Value = RawEvent> {
             prop::option::of(roles()),
         )
             .prop_map(|(i, props, roles)| RawEvent::Open(i, props, roles)),
-        3 => (
-            raw_target(),
-            prop::collection::btree_map(user_key(), prop::option::of(value()), 1..3),
-        )
-            .prop_map(|(t, change)| RawEvent::Set(t, change)),
+        3 => (raw_target(), change()).prop_map(|(t, change)| RawEvent::Set(t, change)),
         2 => (raw_target(), roles(), roles()).prop_map(|(t, r, a)| RawEvent::Roles(t, r, a)),
         1 => raw_target().prop_map(RawEvent::Close),
     ]
@@ -764,7 +815,7 @@ fn parse_lines(out: &Output) -> Vec<Json> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn watch_agrees_with_evaluating_every_filter_around_every_event(
@@ -790,5 +841,53 @@ proptest! {
         prop_assert_eq!(got, firsts, "events {:#?}", event_lines);
         let got = parse_lines(&watch(&filter_lines, &event_lines, &["--counts"]));
         prop_assert_eq!(got, vec![counts]);
+    }
+}
+
+#[test]
+fn set_normalises_the_fixed_properties_it_may_set_and_rejects_the_rest() {
+    // SPEC 6.1: $Country upper-cased, $Language lower-cased, $Latitude and
+    // $Longitude kept when decimal and "NaN" otherwise.
+    let filters = [
+        filter("uk", "$Country is 'UK'"),
+        filter("en", "$Language is 'en'"),
+        filter("lat", "$Latitude is '-1.5e3'"),
+        filter("nan", "$Longitude is 'NaN'"),
+    ];
+    let events = [
+        open("a", json!({})),
+        json!({"op": "set", "id": "a", "properties": {"$Country": "uk", "$Language": "EN"}}),
+        json!({"op": "set", "where": "all", "properties": {"$Latitude": "-1.5e3", "$Longitude": "east"}}),
+        json!({"op": "set", "where": "all", "properties": {"$Latitude": "1."}}),
+    ];
+    let expected = "\
+{\"line\":2,\"session\":\"a\",\"filter\":\"uk\",\"event\":\"entered\"}
+{\"line\":2,\"session\":\"a\",\"filter\":\"en\",\"event\":\"entered\"}
+{\"line\":3,\"session\":\"a\",\"filter\":\"lat\",\"event\":\"entered\"}
+{\"line\":3,\"session\":\"a\",\"filter\":\"nan\",\"event\":\"entered\"}
+{\"line\":4,\"session\":\"a\",\"filter\":\"lat\",\"event\":\"left\"}
+";
+    assert_eq!(ok(&watch(&filters, &events, &[])), expected);
+
+    // Other fixed keys cannot be set and none can be removed, by id or by
+    // filter; user keys are validated.
+    let filters = [filter("all", "all"), filter("k", "has k")];
+    for (change, needle) in [
+        (json!({"$Roles": "\"x\""}), "$Roles"),
+        (json!({"$SessionId": "b"}), "cannot be set"),
+        (json!({"$Principal": "eve"}), "cannot be set"),
+        (json!({"$Country": null}), "cannot be removed"),
+        (json!({"k": "v", "bad key": "v"}), "bad key"),
+    ] {
+        for (field, target) in [("id", "a"), ("where", "all")] {
+            let mut bad = json!({"op": "set", "properties": change.clone()});
+            bad[field] = json!(target);
+            let events = [open("a", json!({})), bad.clone()];
+            let out = watch(&filters, &events, &[]);
+            let printed =
+                "{\"line\":1,\"session\":\"a\",\"filter\":\"all\",\"event\":\"entered\"}\n";
+            assert_eq!(invalid(&out, "events line 2"), printed, "{bad}");
+            assert!(text(&out.stderr).contains(needle), "{bad}: {out:?}");
+        }
     }
 }
