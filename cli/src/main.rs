@@ -5,6 +5,7 @@
 
 mod fetch;
 mod select;
+mod watch;
 
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
@@ -99,6 +100,35 @@ enum Command {
         /// The filter, or `-` to read it from stdin. A filter that starts
         /// with `-` follows `--`.
         filter: String,
+    },
+    /// Replay a log of session events against standing filters and print
+    /// how each line changed which sessions they match.
+    ///
+    /// FILTERS holds one `{"id": ID, "filter": TEXT}` a line (ids are
+    /// strings or integers, unique, in set order). EVENTS (stdin when absent
+    /// or `-`) holds one event a line:
+    /// `{"op":"open","properties":{…}}` (a session, as `select` reads it),
+    /// `{"op":"set","id"|"where":…,"properties":{KEY: VALUE|null}}` (null
+    /// removes), `{"op":"roles","id"|"where":…,"remove":[…],"add":[…]}` and
+    /// `{"op":"close","id"|"where":…}`; "id" names one open session and
+    /// "where" is a filter. Blank lines are skipped in both.
+    ///
+    /// Prints, for each event line N, every membership change it caused,
+    /// by session id and then set order:
+    /// `{"line":N,"session":ID,"filter":FID,"event":"entered"|"left"}`.
+    Watch {
+        /// The standing filters, JSON lines (or `-` for stdin).
+        filters: String,
+        /// The session events, JSON lines, or `-` for stdin (the default).
+        events: Option<String>,
+        /// Print `{"line":N,"session":ID,"first":FID|null}` whenever a
+        /// session's first matching filter (in set order) changes.
+        #[arg(long, conflicts_with = "counts")]
+        first_match: bool,
+        /// Print only, at the end, an object mapping each filter id to the
+        /// number of open sessions it matches.
+        #[arg(long)]
+        counts: bool,
     },
     /// Print a string escaped for use inside a quoted value.
     Escape {
@@ -232,6 +262,19 @@ fn run(command: Command) -> Result<(), Failure> {
                 explained.trim_end(),
                 select::DEMO_SESSIONS
             ))
+        }
+        Command::Watch {
+            filters,
+            events,
+            first_match,
+            counts,
+        } => {
+            let mode = match (first_match, counts) {
+                (true, _) => watch::Mode::FirstMatch,
+                (_, true) => watch::Mode::Counts,
+                _ => watch::Mode::Changes,
+            };
+            watch::run(&filters, events.as_deref(), mode)
         }
         Command::Escape { string } => print_line(&escape(&string)),
         Command::Roles {

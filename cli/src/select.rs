@@ -25,7 +25,7 @@ use crate::fetch::{Page, Request};
 use crate::Failure;
 
 /// The longest input line accepted.
-const MAX_LINE: usize = 16 << 20;
+pub(crate) const MAX_LINE: usize = 16 << 20;
 /// Lines per batch.
 const BATCH_LINES: usize = 4096;
 /// Bytes per batch, roughly (a batch ends at the first line past this).
@@ -264,8 +264,19 @@ fn evaluate(program: &Program, line: &[u8]) -> Result<Line, String> {
     }
     let props: Props =
         serde_json::from_str(text).map_err(|e| format!("invalid session JSON: {e}"))?;
-    let mut pairs = Vec::with_capacity(props.0.len());
-    for (key, value) in props.0 {
+    let session = session_of(props.0)?;
+    Ok(if program.matches(&session) {
+        Line::Match(session)
+    } else {
+        Line::Miss
+    })
+}
+
+/// Builds a session from a JSON object's entries: string values, `$Roles`
+/// also as an array; keys and duplicates checked as the store checks them.
+pub(crate) fn session_of(entries: Vec<(String, Value)>) -> Result<Session, String> {
+    let mut pairs = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
         let value = match value {
             Value::Text(v) => v,
             // A roles array stands for the set its roles string would.
@@ -279,19 +290,14 @@ fn evaluate(program: &Program, line: &[u8]) -> Result<Line, String> {
         pairs.push((key, value));
     }
     // Session::new checks keys and duplicates as the store does.
-    let session = Session::new(pairs).map_err(|e| e.to_string())?;
-    Ok(if program.matches(&session) {
-        Line::Match(session)
-    } else {
-        Line::Miss
-    })
+    Session::new(pairs).map_err(|e| e.to_string())
 }
 
 /// A session object's entries, in order, duplicates kept for the caller to
 /// reject.
 struct Props(Vec<(String, Value)>);
 
-enum Value {
+pub(crate) enum Value {
     Text(String),
     Roles(Vec<String>),
 }
