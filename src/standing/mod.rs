@@ -425,9 +425,8 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
         }
         let mut candidates: SmallVec<[u32; 32]> = SmallVec::new();
         let mut gather = |term| {
-            for &key in &changed {
-                candidates.extend(self.index.posted_reading(term, key).iter().map(|&(e, _)| e));
-            }
+            self.index
+                .posted_reading(&term, &changed, |e| candidates.push(e))
         };
         // Every term of `before`, and the terms of `after` that differ.
         terms::for_each_term(before, None, &mut gather);
@@ -480,9 +479,11 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
     fn entry_for(&mut self, program: Program) -> u32 {
         let hash = self.hash_of(&program);
         if let Some(same) = self.by_text.get(&hash) {
-            let text = program.to_string();
             for &e in same {
-                if self.entry(e).is_some_and(|x| x.program.to_string() == text) {
+                if self
+                    .entry(e)
+                    .is_some_and(|x| x.program.same_filter(&program))
+                {
                     return e;
                 }
             }
