@@ -71,10 +71,17 @@
 //!
 //! # Costs
 //!
-//! Each registered id costs a map entry and a slot (its id twice, plus 24
-//! bytes); each distinct filter its [`Program`], about 100 bytes of entry
-//! and its postings: one per access term, plus one per access term and
-//! mentioned key.
+//! Each registered id costs a map entry and a slot (its id twice, plus 20
+//! bytes); each distinct filter its [`Program`], about 150 bytes of entry
+//! and placement, and its postings: 8 bytes per access term, and again per
+//! access term and mentioned key. On the standing benchmark's workload
+//! (`examples/standing_memory.rs`), a million filters take about 620 bytes
+//! each, programs included.
+//!
+//! Filters with no access predicate are evaluated for every session, so a
+//! set dominated by them (`ne`, `not` and absence only) costs what running
+//! them does; every other filter costs only the sessions that have its
+//! access term.
 
 mod index;
 mod terms;
