@@ -5,10 +5,11 @@
 //! Each entry is *posted* under the terms of one access predicate (its
 //! placement), chosen when it is added:
 //!
-//! - `post[term]`: the entries posted under `term`, for `matching`;
-//! - `by_key[(term, key)]`: the same entries once per key they mention, so
+//! - `post[term].all`: the entries posted under `term`, for `matching`;
+//! - `post[term].by_key`: the same entries once per key they mention, so
 //!   that `changes` finds the entries under a session's terms that read a
-//!   changed key without looking at the others;
+//!   changed key without looking at the others (one map lookup per term
+//!   serves both);
 //! - `unindexed`, and `unindexed_by_key[key]` for each key they mention: the
 //!   entries with no access predicate (only `ne`, `not`, absence), which every
 //!   `matching` call runs and `changes` runs when one of their keys changes;
@@ -49,6 +50,23 @@ struct Placed {
     back: Box<[u32]>,
 }
 
+/// The entries posted under one term.
+#[derive(Default)]
+struct Posting {
+    all: List,
+    /// Per key the entries read, the same entries again: a few keys each.
+    by_key: Vec<(Key, List)>,
+}
+
+impl Posting {
+    fn reading(&self, key: Key) -> &[(u32, u32)] {
+        self.by_key
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(&[], |(_, list)| list.as_slice())
+    }
+}
+
 /// A list of the index, named.
 #[derive(Clone, Copy)]
 enum ListRef {
@@ -62,8 +80,7 @@ enum ListRef {
 /// See the module docs.
 #[derive(Default)]
 pub(super) struct ReverseIndex {
-    post: AHashMap<Term, List>,
-    by_key: AHashMap<(Term, Key), List>,
+    post: AHashMap<Term, Posting>,
     unindexed: List,
     unindexed_by_key: AHashMap<Key, List>,
     always: List,
@@ -85,7 +102,7 @@ impl ReverseIndex {
                 let cost = |terms: &[Term]| -> usize {
                     terms
                         .iter()
-                        .map(|t| self.post.get(t).map_or(0, Vec::len))
+                        .map(|t| self.post.get(t).map_or(0, |p| p.all.len()))
                         .sum()
                 };
                 match alternatives
@@ -130,8 +147,18 @@ impl ReverseIndex {
 
     fn list_mut(&mut self, r: ListRef) -> &mut List {
         match r {
-            ListRef::Post(t) => self.post.entry(t).or_default(),
-            ListRef::ByKey(t, k) => self.by_key.entry((t, k)).or_default(),
+            ListRef::Post(t) => &mut self.post.entry(t).or_default().all,
+            ListRef::ByKey(t, k) => {
+                let by_key = &mut self.post.entry(t).or_default().by_key;
+                let at = match by_key.iter().position(|(x, _)| *x == k) {
+                    Some(at) => at,
+                    None => {
+                        by_key.push((k, List::new()));
+                        by_key.len() - 1
+                    }
+                };
+                &mut by_key[at].1
+            }
             ListRef::Unindexed => &mut self.unindexed,
             ListRef::UnindexedByKey(k) => self.unindexed_by_key.entry(k).or_default(),
             ListRef::Always => &mut self.always,
@@ -142,14 +169,13 @@ impl ReverseIndex {
     /// than the live entries need.
     fn drop_if_empty(&mut self, r: ListRef) {
         match r {
-            ListRef::Post(t) => {
-                if self.post.get(&t).is_some_and(Vec::is_empty) {
+            ListRef::Post(t) | ListRef::ByKey(t, _) => {
+                let Some(p) = self.post.get_mut(&t) else {
+                    return;
+                };
+                p.by_key.retain(|(_, list)| !list.is_empty());
+                if p.all.is_empty() && p.by_key.is_empty() {
                     self.post.remove(&t);
-                }
-            }
-            ListRef::ByKey(t, k) => {
-                if self.by_key.get(&(t, k)).is_some_and(Vec::is_empty) {
-                    self.by_key.remove(&(t, k));
                 }
             }
             ListRef::UnindexedByKey(k) => {
@@ -216,13 +242,17 @@ impl ReverseIndex {
     /// The entries posted under `term`.
     #[inline]
     pub(super) fn posted(&self, term: &Term) -> &[(u32, u32)] {
-        self.post.get(term).map_or(&[], Vec::as_slice)
+        self.post.get(term).map_or(&[], |p| p.all.as_slice())
     }
 
-    /// The entries posted under `term` that mention `key`.
+    /// Calls `f` with the entries posted under `term` that mention one of
+    /// `keys` (an entry once per key of `keys` it mentions).
     #[inline]
-    pub(super) fn posted_reading(&self, term: Term, key: Key) -> &[(u32, u32)] {
-        self.by_key.get(&(term, key)).map_or(&[], Vec::as_slice)
+    pub(super) fn posted_reading(&self, term: &Term, keys: &[Key], mut f: impl FnMut(u32)) {
+        let Some(p) = self.post.get(term) else { return };
+        for &key in keys {
+            p.reading(key).iter().for_each(|&(e, _)| f(e));
+        }
     }
 
     /// The entries with no access predicate.
@@ -243,7 +273,7 @@ impl ReverseIndex {
     /// How many distinct terms have postings, and how many postings there
     /// are in all (for `Debug`).
     pub(super) fn sizes(&self) -> (usize, usize) {
-        let postings = self.post.values().map(Vec::len).sum();
+        let postings = self.post.values().map(|p| p.all.len()).sum();
         (self.post.len(), postings)
     }
 
@@ -264,8 +294,11 @@ impl ReverseIndex {
             let refs = Self::memberships(&placed.placement, &placed.keys);
             for (k, (r, &at)) in refs.zip(placed.back.iter()).enumerate() {
                 let list = match r {
-                    ListRef::Post(t) => &self.post[&t],
-                    ListRef::ByKey(t, key) => &self.by_key[&(t, key)],
+                    ListRef::Post(t) => &self.post[&t].all,
+                    ListRef::ByKey(t, key) => {
+                        let list = self.post[&t].by_key.iter().find(|(k, _)| *k == key);
+                        &list.expect("by-key list").1
+                    }
                     ListRef::Unindexed => &self.unindexed,
                     ListRef::UnindexedByKey(key) => &self.unindexed_by_key[&key],
                     ListRef::Always => &self.always,
@@ -273,14 +306,20 @@ impl ReverseIndex {
                 assert_eq!(list[at as usize], (e as u32, k as u32));
             }
         }
-        let total: usize = self.post.values().map(Vec::len).sum::<usize>()
-            + self.by_key.values().map(Vec::len).sum::<usize>()
+        let total: usize = self.post.values().map(|p| p.all.len()).sum::<usize>()
+            + self
+                .post
+                .values()
+                .flat_map(|p| p.by_key.iter().map(|(_, l)| l.len()))
+                .sum::<usize>()
             + self.unindexed.len()
             + self.unindexed_by_key.values().map(Vec::len).sum::<usize>()
             + self.always.len();
         let expected: usize = self.placed.iter().flatten().map(|p| p.back.len()).sum();
         assert_eq!(total, expected, "no stale list elements");
-        assert!(self.post.values().all(|l| !l.is_empty()));
-        assert!(self.by_key.values().all(|l| !l.is_empty()));
+        assert!(self
+            .post
+            .values()
+            .all(|p| !p.all.is_empty() && p.by_key.iter().all(|(_, l)| !l.is_empty())));
     }
 }

@@ -71,10 +71,17 @@
 //!
 //! # Costs
 //!
-//! Each registered id costs a map entry and a slot (its id twice, plus 24
-//! bytes); each distinct filter its [`Program`], about 100 bytes of entry
-//! and its postings: one per access term, plus one per access term and
-//! mentioned key.
+//! Each registered id costs a map entry and a slot (its id twice, plus 20
+//! bytes); each distinct filter its [`Program`], about 150 bytes of entry
+//! and placement, and its postings: 8 bytes per access term, and again per
+//! access term and mentioned key. On the standing benchmark's workload
+//! (`examples/standing_memory.rs`), a million filters take about 620 bytes
+//! each, programs included.
+//!
+//! Filters with no access predicate are evaluated for every session, so a
+//! set dominated by them (`ne`, `not` and absence only) costs what running
+//! them does; every other filter costs only the sessions that have its
+//! access term.
 
 mod index;
 mod terms;
@@ -419,15 +426,17 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
     /// cost grows with the filters that mention a changed key, not with the
     /// size of the set.
     pub fn changes(&self, before: &Session, after: &Session) -> Changes<Id> {
-        self.changes_and_stayed(before, after).0
+        self.changes_and_stayed(before, after, false).0
     }
 
-    /// [`FilterSet::changes`], and the ids whose filter reads a changed key
-    /// and matches both states (in set order): the watches a change updates.
+    /// [`FilterSet::changes`] and, when `want_stayed`, the ids whose filter
+    /// reads a changed key and matches both states (in set order): the
+    /// watches a change updates.
     pub(crate) fn changes_and_stayed(
         &self,
         before: &Session,
         after: &Session,
+        want_stayed: bool,
     ) -> (Changes<Id>, Vec<Id>) {
         let changed = terms::changed_keys(before, after);
         if changed.is_empty() {
@@ -435,9 +444,8 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
         }
         let mut candidates: SmallVec<[u32; 32]> = SmallVec::new();
         let mut gather = |term| {
-            for &key in &changed {
-                candidates.extend(self.index.posted_reading(term, key).iter().map(|&(e, _)| e));
-            }
+            self.index
+                .posted_reading(&term, &changed, |e| candidates.push(e))
         };
         // Every term of `before`, and the terms of `after` that differ.
         terms::for_each_term(before, None, &mut gather);
@@ -453,8 +461,8 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
             match (entry.program.matches(before), entry.program.matches(after)) {
                 (false, true) => entered.extend_from_slice(&entry.ids),
                 (true, false) => left.extend_from_slice(&entry.ids),
-                (true, true) => stayed.extend_from_slice(&entry.ids),
-                (false, false) => {}
+                (true, true) if want_stayed => stayed.extend_from_slice(&entry.ids),
+                _ => {}
             }
         }
         let changes = Changes {
@@ -492,9 +500,11 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
     fn entry_for(&mut self, program: Program) -> u32 {
         let hash = self.hash_of(&program);
         if let Some(same) = self.by_text.get(&hash) {
-            let text = program.to_string();
             for &e in same {
-                if self.entry(e).is_some_and(|x| x.program.to_string() == text) {
+                if self
+                    .entry(e)
+                    .is_some_and(|x| x.program.same_filter(&program))
+                {
                     return e;
                 }
             }

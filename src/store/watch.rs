@@ -234,7 +234,7 @@ impl Hub {
             return;
         }
         let registry = self.registry();
-        let (changes, stayed) = registry.filters.changes_and_stayed(before, after);
+        let (changes, stayed) = registry.filters.changes_and_stayed(before, after, true);
         let make_entered = || WatchEvent::Entered {
             id: id_of(after),
             properties: properties_of(after),

@@ -136,6 +136,13 @@ impl Program {
         keys
     }
 
+    /// True when both programs were compiled from the same filter, that is
+    /// the same canonical text (filters compare as normalised trees, which
+    /// print alike exactly when they are equal), without printing either.
+    pub(crate) fn same_filter(&self, other: &Program) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0.filter == other.0.filter
+    }
+
     /// The program's access predicates.
     pub(crate) fn access(&self) -> Access {
         let ops = self.ops();
@@ -519,6 +526,16 @@ mod tests {
         assert_eq!(access("not all"), Access::Never);
         assert_eq!(access("has a and not all"), Access::Never);
         assert_eq!(access("has a or not has a"), Access::Unindexed);
+    }
+
+    #[test]
+    fn same_filter_means_same_canonical_text() {
+        let p = Program::compile("Tier  IS 'gold' and (has x)").unwrap();
+        let q = Program::compile(r#"Tier is "gold" and has x"#).unwrap();
+        let r = Program::compile("Tier is 'gold' and has y").unwrap();
+        assert!(p.same_filter(&q) && p.same_filter(&p.clone()));
+        assert_eq!(p.to_string(), q.to_string());
+        assert!(!p.same_filter(&r));
     }
 
     #[test]
