@@ -237,13 +237,12 @@ impl Server {
             );
             return;
         };
-        let started = Instant::now();
-        let (id, outcome) = self.answer(&message.payload).await;
+        let (id, outcome, took) = self.answer(&message.payload).await;
         let reply = Reply {
             v: VERSION,
             id,
             member: self.name.clone(),
-            micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            micros: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             outcome,
         };
         let mut payload = to_payload(&reply);
@@ -270,8 +269,9 @@ impl Server {
         }
     }
 
-    /// The request's id and this member's outcome.
-    async fn answer(&mut self, payload: &[u8]) -> (String, Outcome) {
+    /// The request's id, this member's outcome, and the time the store
+    /// took (parsing the filter included; zero when it was not asked).
+    async fn answer(&mut self, payload: &[u8]) -> (String, Outcome, Duration) {
         let request: Request = match serde_json::from_slice(payload) {
             Ok(request) => request,
             Err(e) => {
@@ -279,6 +279,7 @@ impl Server {
                 return (
                     salvage_id(payload),
                     malformed(format!("not a request: {e}")),
+                    Duration::ZERO,
                 );
             }
         };
@@ -287,35 +288,41 @@ impl Server {
                 "request version {} is not supported (this member speaks version {VERSION})",
                 request.v
             );
-            return (request.id, error(WireErrorKind::Version, message));
+            return (
+                request.id,
+                error(WireErrorKind::Version, message),
+                Duration::ZERO,
+            );
         }
         if request.id.is_empty() || request.id.len() > MAX_ID_LEN {
             let message = format!("a request id must have 1 to {MAX_ID_LEN} bytes");
-            return (String::new(), malformed(message));
+            return (String::new(), malformed(message), Duration::ZERO);
         }
         let mutating = request.op.is_mutating();
         if mutating {
             if let Some(outcome) = self.recent.get(&request.id) {
-                return (request.id, outcome.clone());
+                return (request.id, outcome.clone(), Duration::ZERO);
             }
         }
         let store = Arc::clone(&self.store);
         let Request { id, filter, op, .. } = request;
-        let outcome = match tokio::task::spawn_blocking(move || execute(&store, &filter, op)).await
-        {
-            Ok(outcome) => outcome,
+        let run = move || {
+            let started = Instant::now();
+            let outcome = execute(&store, &filter, op);
+            (outcome, started.elapsed())
+        };
+        let (outcome, took) = match tokio::task::spawn_blocking(run).await {
+            Ok(done) => done,
             Err(e) => {
                 tracing::warn!("member {}: an operation failed: {e}", self.name);
-                error(
-                    WireErrorKind::Unavailable,
-                    format!("the operation failed: {e}"),
-                )
+                let message = format!("the operation failed: {e}");
+                (error(WireErrorKind::Unavailable, message), Duration::ZERO)
             }
         };
         if mutating {
             self.recent.insert(id.clone(), outcome.clone());
         }
-        (id, outcome)
+        (id, outcome, took)
     }
 }
 

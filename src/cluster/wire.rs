@@ -199,9 +199,10 @@ pub struct Reply {
     pub id: String,
     /// The member's name.
     pub member: String,
-    /// Microseconds the member spent on the operation itself (parsing the
-    /// filter and running it on its store), so a client can tell the
-    /// cluster's overhead from the members' work.
+    /// Microseconds the member's store spent on the operation itself
+    /// (parsing the filter included; the broker, JSON and the member's
+    /// queue not), so a client can tell the cluster's overhead from the
+    /// members' work. 0 when the store was not asked (an error, a repeat).
     #[serde(default)]
     pub micros: u64,
     /// The answer.
