@@ -186,6 +186,12 @@ impl Compiler {
     }
 
     fn emit(&mut self, test: Test, on_true: u32, on_false: u32) -> Result<u32, Error> {
+        // A test that leads to the same place either way decides nothing
+        // (`has a or all`): leave it out, so the program reads fewer keys
+        // and folds to a constant where it can.
+        if on_true == on_false {
+            return Ok(on_true);
+        }
         if self.ops.len() >= MAX_OPS {
             return Err(Error::ProgramTooLarge);
         }
@@ -390,6 +396,16 @@ mod tests {
 
     fn explain(filter: &str) -> String {
         Program::compile(filter).unwrap().explain()
+    }
+
+    #[test]
+    fn tests_that_decide_nothing_are_left_out() {
+        assert_eq!(explain("has a or all"), "entry MATCH\n");
+        assert_eq!(explain("not (has a and not all)"), "entry MATCH\n");
+        assert_eq!(
+            explain("(has a or all) and has b"),
+            "entry 0\n0: has b ? MATCH : FAIL\n"
+        );
     }
 
     #[test]

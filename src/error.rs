@@ -31,6 +31,12 @@ pub enum Error {
     UnknownSession(String),
     /// Only user properties may be set or removed this way; this key is fixed.
     NotUserKey(String),
+    /// A property change sets a fixed property that cannot be set: of the
+    /// fixed properties only `$Country`, `$Language`, `$Latitude` and
+    /// `$Longitude` can (SPEC section 6.1).
+    NotSettable(String),
+    /// A property change removes a fixed property; none can be removed.
+    NotRemovable(String),
     /// The string interner has no room left.
     Capacity(CapacityError),
     /// The filter compiles to more instructions than a program can hold.
@@ -53,6 +59,14 @@ impl fmt::Display for Error {
                 f,
                 "{k:?} is a fixed property: only user properties can be set or removed"
             ),
+            Error::NotSettable(k) => write!(
+                f,
+                "{k:?} cannot be set: of the fixed properties only $Country, $Language, \
+                 $Latitude and $Longitude can"
+            ),
+            Error::NotRemovable(k) => {
+                write!(f, "{k:?} is a fixed property: it cannot be removed")
+            }
             Error::Capacity(e) => e.fmt(f),
             Error::ProgramTooLarge => write!(f, "the filter compiles to too large a program"),
         }

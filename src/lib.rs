@@ -63,6 +63,7 @@ pub mod reference;
 #[cfg(feature = "serde")]
 mod serde;
 mod session;
+pub mod standing;
 mod store;
 pub mod syntax;
 mod util;
@@ -71,12 +72,16 @@ mod vm;
 pub use error::Error;
 pub use intern::{interned_count, CapacityError, Interned};
 pub use session::{PropertyKey, PropertyValue, Session};
-pub use store::{Execution, SessionStore, StoreOptions};
+pub use standing::FilterSet;
+pub use store::{
+    ClosedSession, Execution, FetchPage, FetchRequest, FetchedSession, PropertyChange,
+    SessionStore, StoreOptions, Watch, WatchEvent, WatchOptions,
+};
 pub use syntax::{Error as FilterError, ErrorKind as FilterErrorKind, Filter, Limits};
 pub use util::escape::{escape, escape_into, unescape, UnescapeError};
 pub use util::properties::{validate_user_key, KeyError, KeyErrorKind};
 pub use util::roles::{roles_to_string, string_to_roles, RolesError, RolesErrorKind};
-pub use vm::Program;
+pub use vm::{Cache, Program};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

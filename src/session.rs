@@ -299,6 +299,11 @@ impl Session {
         dropped.into_iter().for_each(intern::release);
     }
 
+    /// True when both sessions have the same roles, as sets.
+    pub(crate) fn same_roles(&self, other: &Session) -> bool {
+        self.roles.len() == other.roles.len() && self.roles.iter().all(|r| other.roles.contains(r))
+    }
+
     /// Calls `f` with every term of the session: each key present, each
     /// value but that of `$Roles`, and the role terms.
     pub(crate) fn for_each_term(&self, mut f: impl FnMut(Term)) {
@@ -402,6 +407,48 @@ impl Session {
             sym,
             _session: PhantomData,
         })
+    }
+
+    /// The id of the value of a resolved key (`None` when absent, and for
+    /// `$Roles`).
+    pub(crate) fn value_sym(&self, key: &PropertyKey) -> Option<Sym> {
+        self.value(key).map(|v| v.sym)
+    }
+
+    /// Sets (`Some`) or removes (`None`) the value of a resolved key; the
+    /// session takes its own references. `$Roles`, a set, is left alone:
+    /// it changes through [`Session::change_roles`] and [`Session::set_roles`].
+    pub(crate) fn put(&mut self, key: &PropertyKey, value: Option<&Interned>) {
+        let value = value.map(Interned::sym);
+        match &key.0 {
+            KeyRepr::Fixed(slot) if slot.index() == ROLES_SLOT => {}
+            KeyRepr::Fixed(slot) => {
+                let new = value.unwrap_or(Sym::NONE);
+                intern::retain(new);
+                intern::release(std::mem::replace(&mut self.fixed[slot.index()], new));
+            }
+            KeyRepr::Other(key) => {
+                let key = key.sym();
+                let at = self.others.binary_search_by_key(&key, |&(k, _)| k);
+                match (at, value) {
+                    (Ok(at), Some(v)) => {
+                        intern::retain(v);
+                        intern::release(std::mem::replace(&mut self.others[at].1, v));
+                    }
+                    (Err(at), Some(v)) => {
+                        intern::retain(key);
+                        intern::retain(v);
+                        self.others.insert(at, (key, v));
+                    }
+                    (Ok(at), None) => {
+                        let (k, v) = self.others.remove(at);
+                        intern::release(k);
+                        intern::release(v);
+                    }
+                    (Err(_), None) => {}
+                }
+            }
+        }
     }
 
     /// True when the session has the role `role`, compared by id.

@@ -171,11 +171,71 @@ fn differential_and_store_checks_hold_on_known_inputs() {
         StoreOp::SetProperties(1, props(&[("m", "3")])),
         StoreOp::RemoveProperties(0, strings(&["k"])),
         StoreOp::Query(f("has m or not has k"), 1),
+        StoreOp::ChangeProperties(
+            f("has k"),
+            vec![
+                ("$Country".into(), Some("uk".into())),
+                ("$Longitude".into(), Some(".5".into())),
+                ("$Latitude".into(), Some("x".into())),
+                ("m".into(), None),
+            ],
+        ),
+        StoreOp::ChangeSessionProperties(1, vec![("$Language".into(), Some("EN".into()))]),
+        StoreOp::ChangeSessionProperties(1, vec![("$Principal".into(), Some("x".into()))]),
+        StoreOp::ChangeSessionProperties(1, vec![("$Country".into(), None)]),
+        StoreOp::ChangeSessionProperties(5, vec![("k".into(), None)]),
+        StoreOp::Query(f("$Country is 'UK' and $Latitude is 'NaN'"), 1),
         StoreOp::Close(f("$Country is 'UK'")),
         StoreOp::CloseSession(0),
         StoreOp::CloseSession(0),
         StoreOp::Query(f("all"), 2),
     ]);
+}
+
+/// The standing check holds on a sequence touching every kind of change,
+/// with filters of every shape, folding constants and duplicates included.
+#[test]
+fn standing_check_holds_on_known_inputs() {
+    use checks::StoreOp;
+    let f = |text: &str| Filter::parse(text).unwrap().into_expr();
+    let props = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let strings = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
+    let filters = [
+        f("k is '1'"),
+        f("k ne '1'"),
+        f("not has k and hasRoles ['a']"),
+        f("$Roles is '\"a\",\"b\"' or $Country in ['UK' 'DE']"),
+        f("has k or all"),
+        f("(has m or all) and not k is '2'"),
+        f("all"),
+        f("k is '1'"),
+    ];
+    checks::check_standing(
+        &filters,
+        &[
+            StoreOp::Insert(0, props(&[("$Roles", "'a'"), ("k", "1")])),
+            StoreOp::Insert(1, props(&[("k", "2"), ("$Country", "UK")])),
+            StoreOp::ChangeRoles(f("has k"), strings(&["a"]), strings(&["b", "a"])),
+            StoreOp::ChangeSessionRoles(1, strings(&[]), strings(&["a", "b"])),
+            StoreOp::SetProperties(1, props(&[("m", "3")])),
+            StoreOp::SetProperties(0, props(&[("k", "2")])),
+            StoreOp::RemoveProperties(1, strings(&["k"])),
+            StoreOp::ChangeProperties(
+                f("has k"),
+                vec![("$Country".into(), Some("uk".into())), ("m".into(), None)],
+            ),
+            StoreOp::ChangeSessionProperties(0, vec![("$Latitude".into(), Some("1e".into()))]),
+            StoreOp::ChangeSessionProperties(0, vec![("$Roles".into(), None)]),
+            StoreOp::Close(f("$Country is 'UK'")),
+            StoreOp::CloseSession(0),
+            StoreOp::Insert(2, props(&[])),
+        ],
+    );
 }
 
 /// Found by the `differential` target: a tree built by hand with 600 nested

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use common::strategies::{expr, role, session};
 use proptest::prelude::*;
 use session_filter::syntax::Expr;
-use session_filter::{reference, Execution, Filter, Program, SessionStore, StoreOptions};
+use session_filter::{
+    reference, Execution, FetchRequest, Filter, Program, PropertyChange, SessionStore, StoreOptions,
+};
 
 #[derive(Clone, Debug)]
 enum Step {
@@ -18,6 +20,27 @@ enum Step {
     ChangeRoles(Filter, Vec<String>, Vec<String>),
     SetProperty(usize, String, String),
     RemoveProperty(usize, String),
+    ChangeProperties(Filter, PropertyChange),
+    ChangeSessionProperties(usize, PropertyChange),
+    CloseSessions(Filter),
+}
+
+/// A property change over keys the index holds (fixed and user), with
+/// removals, and now and then an invalid key that makes it change nothing.
+fn change() -> impl Strategy<Value = PropertyChange> {
+    let key = prop::sample::select(vec![
+        "k",
+        "Department",
+        "not",
+        "x[y]",
+        "$Country",
+        "$Language",
+        "$Latitude",
+        "$Principal",
+    ])
+    .prop_map(String::from);
+    prop::collection::vec((key, prop::option::of(common::strategies::value())), 0..4)
+        .prop_map(|pairs| pairs.into_iter().collect())
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -32,6 +55,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..40usize, user_key(), common::strategies::value())
             .prop_map(|(i, k, v)| Step::SetProperty(i, k, v)),
         1 => (0..40usize, user_key()).prop_map(|(i, k)| Step::RemoveProperty(i, k)),
+        2 => (expr(), change()).prop_map(|(e, c)| Step::ChangeProperties(e.into(), c)),
+        2 => (0..40usize, change()).prop_map(|(i, c)| Step::ChangeSessionProperties(i, c)),
+        1 => expr().prop_map(|e| Step::CloseSessions(e.into())),
     ]
 }
 
@@ -85,6 +111,15 @@ fn apply(stores: &[&SessionStore], change: &Step, next_id: &mut usize) {
             Step::RemoveProperty(i, k) => {
                 let _ = store.remove_properties(&format!("s{i}"), &[k.as_str()]);
             }
+            Step::ChangeProperties(f, c) => {
+                let _ = store.change_properties_compiled(&Program::new(f).unwrap(), c);
+            }
+            Step::ChangeSessionProperties(i, c) => {
+                let _ = store.change_session_properties(&format!("s{i}"), c);
+            }
+            Step::CloseSessions(f) => {
+                store.close_sessions_compiled(&Program::new(f).unwrap());
+            }
         }
     }
     if matches!(change, Step::Insert(_)) {
@@ -135,7 +170,10 @@ proptest! {
                 prop_assert_eq!(indexed.count_with(&program, Execution::ScanParallel), n);
                 prop_assert_eq!(plain.count_with(&program, Execution::Auto), n);
                 prop_assert_eq!(sorted(indexed.select_compiled(&program)), expected.clone());
-                prop_assert_eq!(sorted(plain.select_compiled(&program)), expected);
+                prop_assert_eq!(sorted(plain.select_compiled(&program)), expected.clone());
+                let page = indexed.fetch_compiled(&program, &FetchRequest::new());
+                let ids: Vec<String> = page.sessions.into_iter().map(|s| s.id).collect();
+                prop_assert_eq!((page.total, ids), (n, expected));
             }
         }
     }

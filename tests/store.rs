@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use session_filter::{
-    reference, roles_to_string, string_to_roles, Error, Execution, Filter, SessionStore,
-    StoreOptions,
+    reference, roles_to_string, string_to_roles, ClosedSession, Error, Execution, FetchPage,
+    FetchRequest, Filter, PropertyChange, SessionStore, StoreOptions,
 };
 
 fn store_with(sessions: &[Vec<(String, String)>]) -> SessionStore {
@@ -223,6 +223,251 @@ fn close_removes_matches_and_close_session_one() {
     assert!(store.is_empty());
 }
 
+#[test]
+fn close_sessions_returns_exactly_the_removed_sessions() {
+    let store = SessionStore::with_options(StoreOptions::new().shards(4).parallel_threshold(0));
+    for i in 0..500 {
+        store
+            .insert([
+                ("$SessionId", format!("s{i:03}")),
+                ("n", (i % 7).to_string()),
+                ("$Roles", roles_to_string([format!("r{}", i % 3)])),
+            ])
+            .unwrap();
+    }
+    let mut expected = Vec::new();
+    store.for_each_session(|s| {
+        let props: BTreeMap<String, String> = s.properties().into_iter().collect();
+        if props["n"] == "3" {
+            expected.push(ClosedSession {
+                id: props["$SessionId"].clone(),
+                properties: props,
+            });
+        }
+    });
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    let closed = store.close_sessions("n is '3'").unwrap();
+    assert_eq!(closed.len(), 71);
+    assert_eq!(closed, expected);
+    assert_eq!(store.len(), 429);
+    assert_eq!(store.count("n is '3'").unwrap(), 0);
+    assert!(closed.iter().all(|c| store.get(&c.id).is_none()));
+    assert!(store.close_sessions("n is").is_err());
+    assert_eq!(store.len(), 429);
+    assert_eq!(store.close_sessions("n is '3'").unwrap(), []);
+    let program = store.compile("all").unwrap();
+    assert_eq!(store.close_sessions_compiled(&program).len(), 429);
+    assert!(store.is_empty());
+}
+
+#[test]
+fn property_changes_by_filter_normalise_and_reject_as_a_whole() {
+    let store = SessionStore::with_options(StoreOptions::new().shards(4).parallel_threshold(0));
+    for i in 0..300 {
+        store
+            .insert([
+                ("$SessionId", format!("s{i}")),
+                ("$Country", "DE".into()),
+                ("n", (i % 3).to_string()),
+            ])
+            .unwrap();
+    }
+    let change = PropertyChange::new()
+        .set("$Country", "gb")
+        .set("$Language", "EN")
+        .set("$Latitude", "51.5")
+        .set("$Longitude", "-0.1e0x")
+        .set("Tier", "gold")
+        .remove("n");
+    assert_eq!(store.change_properties("n is '0'", &change).unwrap(), 100);
+    assert_eq!(
+        store
+            .count("$Country is 'GB' and $Language is 'en' and $Latitude is '51.5' and $Longitude is 'NaN' and Tier is 'gold' and not has n")
+            .unwrap(),
+        100
+    );
+    // Matches count whether or not they change.
+    assert_eq!(
+        store
+            .set_properties_where("Tier is 'gold'", &change)
+            .unwrap(),
+        100
+    );
+    let before: Vec<_> = (0..300).map(|i| store.get(&format!("s{i}"))).collect();
+    for (bad, err) in [
+        (
+            change.clone().set("$Principal", "eve"),
+            Error::NotSettable("$Principal".into()),
+        ),
+        (
+            change.clone().set("$SessionId", "x"),
+            Error::NotSettable("$SessionId".into()),
+        ),
+        (
+            change.clone().set("$Roles", "'a'"),
+            Error::NotSettable("$Roles".into()),
+        ),
+        (
+            change.clone().remove("$Country"),
+            Error::NotRemovable("$Country".into()),
+        ),
+    ] {
+        assert_eq!(store.change_properties("all", &bad), Err(err.clone()));
+        assert_eq!(store.change_session_properties("s1", &bad), Err(err));
+    }
+    assert!(matches!(
+        store.change_properties("all", &change.clone().set("bad key", "x")),
+        Err(Error::InvalidKey(_))
+    ));
+    assert!(matches!(
+        store.change_properties("all and", &change),
+        Err(Error::Filter(_))
+    ));
+    assert!(matches!(
+        store.change_session_properties("nobody", &change),
+        Err(Error::UnknownSession(id)) if id == "nobody"
+    ));
+    let after: Vec<_> = (0..300).map(|i| store.get(&format!("s{i}"))).collect();
+    assert_eq!(after, before, "failed changes changed nothing");
+    // The existing by-id forms still reject fixed keys.
+    assert!(store.set_properties("s1", [("$Country", "FR")]).is_err());
+    assert!(store.remove_properties("s1", &["$Country"]).is_err());
+}
+
+#[test]
+fn a_large_fetch_agrees_with_a_full_sort() {
+    let store = SessionStore::with_options(StoreOptions::new().shards(8).parallel_threshold(0));
+    let mut all = Vec::new();
+    for i in 0..5000u64 {
+        let mut props = vec![(
+            "$SessionId".to_string(),
+            format!("s{:04}", (i * 7919) % 5000),
+        )];
+        // Few distinct values, so ties are common; every ninth lacks the key.
+        if i % 9 != 0 {
+            props.push(("$StartTime".into(), (i * 31 % 97).to_string()));
+        }
+        props.push(("n".into(), (i % 4).to_string()));
+        store
+            .insert(props.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .unwrap();
+        all.push(props.into_iter().collect::<BTreeMap<String, String>>());
+    }
+    for (offset, limit) in [(0, 50), (17, 10), (1200, 5), (1249, 10), (5000, 3), (0, 0)] {
+        for descending in [false, true] {
+            let r = Fetch {
+                projection: Some(Some(vec!["$StartTime".into(), "missing".into()])),
+                order_by: Some("$StartTime".into()),
+                descending,
+                offset,
+                limit: Some(limit),
+            };
+            let got = show_page(store.fetch("n ne '2'", &r.request()).unwrap());
+            assert_eq!(got, model_fetch(&all, "n ne '2'", &r), "{r:?}");
+            let by_id = Fetch {
+                order_by: None,
+                projection: None,
+                ..r
+            };
+            let got = show_page(store.fetch("n ne '2'", &by_id.request()).unwrap());
+            assert_eq!(got, model_fetch(&all, "n ne '2'", &by_id), "{by_id:?}");
+        }
+    }
+    let page = store.fetch("all", &FetchRequest::new().limit(0)).unwrap();
+    assert_eq!((page.total, page.sessions.len()), (5000, 0));
+    let page = store.fetch(
+        "all",
+        &FetchRequest::new().offset(usize::MAX).limit(usize::MAX),
+    );
+    assert_eq!(page.unwrap().sessions, []);
+}
+
+#[test]
+fn the_filter_cache_never_grows_past_its_bound() {
+    for bound in [1, 7, 64, 100] {
+        let store = SessionStore::with_options(StoreOptions::new().filter_cache(bound));
+        store.insert([("$SessionId", "a"), ("k", "v7")]).unwrap();
+        for i in 0..2000 {
+            assert_eq!(
+                store.count(&format!("k is 'v{}'", i % 500)).unwrap(),
+                usize::from(i % 500 == 7)
+            );
+            assert!(
+                store.cached_filters() <= bound,
+                "{} > {bound}",
+                store.cached_filters()
+            );
+            // Bad filters are never kept.
+            assert!(store.count(&format!("k is 'v{i}")).is_err());
+        }
+        assert!(store.cached_filters() > 0);
+    }
+    let off = SessionStore::with_options(StoreOptions::new().filter_cache(0));
+    off.count("all").unwrap();
+    assert_eq!(off.cached_filters(), 0);
+    let default = SessionStore::new();
+    for i in 0..3000 {
+        default.count(&format!("k is 'v{i}'")).unwrap();
+    }
+    assert!(default.cached_filters() <= 1024);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A store with its filter cache on (and small, so that it evicts) and
+    /// one with it off give the same answers to the same random filters, asked
+    /// twice each, between random changes.
+    #[test]
+    fn the_filter_cache_never_changes_an_answer(
+        sessions in prop::collection::vec(common::strategies::session(), 0..30),
+        filters in prop::collection::vec(common::strategies::expr(), 1..12),
+        roles in common::strategies::role_set(),
+    ) {
+        let cached = SessionStore::with_options(StoreOptions::new().shards(2).filter_cache(3));
+        let plain = SessionStore::with_options(StoreOptions::new().shards(2).filter_cache(0));
+        for (i, s) in sessions.iter().enumerate() {
+            let id = format!("s{i}");
+            let props = s
+                .iter()
+                .filter(|(k, _)| k != "$SessionId")
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .chain([("$SessionId", id.as_str())]);
+            let props: Vec<_> = props.collect();
+            cached.insert(props.clone()).unwrap();
+            plain.insert(props).unwrap();
+        }
+        let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+        let texts: Vec<String> = filters.iter().map(|f| Filter::from(f.clone()).to_string()).collect();
+        for round in 0..2 {
+            for text in texts.iter().chain(texts.iter().rev()) {
+                prop_assert_eq!(cached.count(text), plain.count(text));
+                prop_assert_eq!(cached.select(text).map(sorted), plain.select(text).map(sorted));
+                let request = FetchRequest::new().order_by("k").all_properties().limit(5);
+                prop_assert_eq!(cached.fetch(text, &request), plain.fetch(text, &request));
+                prop_assert_eq!(cached.explain(text).is_ok(), plain.explain(text).is_ok());
+                prop_assert_eq!(
+                    cached.compile(text).map(|p| p.to_string()),
+                    plain.compile(text).map(|p| p.to_string())
+                );
+                prop_assert!(cached.cached_filters() <= 3);
+            }
+            let text = &texts[round % texts.len()];
+            prop_assert_eq!(
+                cached.change_roles(text, &[], &roles),
+                plain.change_roles(text, &[], &roles)
+            );
+            let change = PropertyChange::new().set("k", format!("r{round}"));
+            prop_assert_eq!(
+                cached.change_properties(text, &change),
+                plain.change_properties(text, &change)
+            );
+            prop_assert_eq!(cached.close_sessions(text), plain.close_sessions(text));
+        }
+        prop_assert_eq!(cached.close("all"), plain.close("all"));
+    }
+}
+
 // --- Concurrency --------------------------------------------------------------
 
 #[test]
@@ -361,6 +606,113 @@ enum Op {
     Count(String),
     Select(String),
     Get(String),
+    ChangeSessionProperties(String, Change),
+    ChangeProperties(String, Change),
+    CloseSessions(String),
+    Fetch(String, Fetch),
+}
+
+/// A property change as pairs, `None` meaning removal (duplicates allowed:
+/// the last word on a key wins).
+type Change = Vec<(String, Option<String>)>;
+
+/// A fetch request as plain data, so that the model can read it.
+#[derive(Clone, Debug)]
+struct Fetch {
+    /// `None`: no properties; `Some(None)`: all; `Some(Some(keys))`: these.
+    projection: Option<Option<Vec<String>>>,
+    order_by: Option<String>,
+    descending: bool,
+    offset: usize,
+    limit: Option<usize>,
+}
+
+impl Fetch {
+    fn request(&self) -> FetchRequest {
+        let mut r = FetchRequest::new();
+        match &self.projection {
+            None => {}
+            Some(None) => r = r.all_properties(),
+            Some(Some(keys)) => r = r.properties(keys.iter().cloned()),
+        }
+        if let Some(key) = &self.order_by {
+            r = r.order_by(key);
+        }
+        if self.descending {
+            r = r.descending();
+        }
+        if let Some(n) = self.limit {
+            r = r.limit(n);
+        }
+        r.offset(self.offset)
+    }
+}
+
+fn change_key() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "k",
+        "m",
+        "Tier",
+        "bad key",
+        "",
+        "$Country",
+        "$Language",
+        "$Latitude",
+        "$Longitude",
+        "$Principal",
+        "$SessionId",
+        "$Roles",
+        "$Version",
+    ])
+    .prop_map(String::from)
+}
+
+fn change_value() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "1", "2", "", "x'y", "uK", "De", "1.5", "-.5e3", "1e", "NaN",
+    ])
+    .prop_map(String::from)
+}
+
+/// The values of `change_value` that are decimal numbers (SPEC 6.1).
+fn model_decimal(v: &str) -> bool {
+    matches!(v, "1" | "2" | "1.5" | "-.5e3")
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop::collection::vec((change_key(), prop::option::of(change_value())), 0..4)
+}
+
+fn fetch() -> impl Strategy<Value = Fetch> {
+    let key = || {
+        prop::sample::select(vec![
+            "k",
+            "$Country",
+            "$SessionId",
+            "$Roles",
+            "Tier",
+            "absent",
+        ])
+        .prop_map(String::from)
+    };
+    (
+        prop::option::of(prop::option::of(prop::collection::vec(key(), 0..3))),
+        prop::option::of(key()),
+        any::<bool>(),
+        0..4usize,
+        prop::option::of(0..4usize),
+    )
+        .prop_map(|(projection, order_by, descending, offset, limit)| Fetch {
+            projection,
+            order_by,
+            descending,
+            offset,
+            limit,
+        })
+}
+
+fn property_change(change: &Change) -> PropertyChange {
+    change.iter().cloned().collect()
 }
 
 fn id() -> impl Strategy<Value = String> {
@@ -393,6 +745,9 @@ fn filter() -> impl Strategy<Value = String> {
         "$Principal in ['p1', 'p2'] or has m",
         "not (k is '2' or m is '1') and has $Roles",
         "$SessionId in ['a', 'c']",
+        "$Country is 'UK'",
+        "$Language in ['de', 'De']",
+        "$Latitude is 'NaN' or has $Longitude",
         "k is",
     ])
     .prop_map(String::from)
@@ -425,6 +780,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => filter().prop_map(Op::Count),
         1 => filter().prop_map(Op::Select),
         1 => id().prop_map(Op::Get),
+        2 => (id(), change()).prop_map(|(i, c)| Op::ChangeSessionProperties(i, c)),
+        2 => (filter(), change()).prop_map(|(f, c)| Op::ChangeProperties(f, c)),
+        1 => filter().prop_map(Op::CloseSessions),
+        2 => (filter(), fetch()).prop_map(|(f, r)| Op::Fetch(f, r)),
     ]
 }
 
@@ -456,6 +815,101 @@ fn has_dup(keys: impl IntoIterator<Item = String>) -> bool {
         seen.push(k);
         dup
     })
+}
+
+/// The change as the store applies it (last word on a key wins, settable
+/// fixed properties normalised), or `None` when it is invalid.
+fn model_change(change: &Change) -> Option<Vec<(String, Option<String>)>> {
+    let last: BTreeMap<String, Option<String>> = change.iter().cloned().collect();
+    let mut out = Vec::new();
+    for (k, v) in last {
+        if !k.starts_with('$') {
+            if !valid_user_key(&k) {
+                return None;
+            }
+            out.push((k, v));
+            continue;
+        }
+        let v = v?;
+        let v = match k.as_str() {
+            "$Country" => v.to_ascii_uppercase(),
+            "$Language" => v.to_ascii_lowercase(),
+            "$Latitude" | "$Longitude" if model_decimal(&v) => v,
+            "$Latitude" | "$Longitude" => "NaN".into(),
+            _ => return None,
+        };
+        out.push((k, Some(v)));
+    }
+    Some(out)
+}
+
+/// Applies a checked change to one model session; returns what changed.
+fn apply_model_change(
+    s: &mut BTreeMap<String, String>,
+    change: &[(String, Option<String>)],
+) -> BTreeMap<String, Option<String>> {
+    let mut changed = BTreeMap::new();
+    for (k, v) in change {
+        let old = s.get(k).cloned();
+        if old.as_ref() == v.as_ref() {
+            continue;
+        }
+        changed.insert(k.clone(), old);
+        match v {
+            Some(v) => s.insert(k.clone(), v.clone()),
+            None => s.remove(k),
+        };
+    }
+    changed
+}
+
+/// A fetch over the model: sort every match, then cut the page.
+fn model_fetch(model: &Model, filter: &str, r: &Fetch) -> String {
+    let mut matches: Vec<&BTreeMap<String, String>> =
+        model.iter().filter(|s| model_matches(filter, s)).collect();
+    let key = r.order_by.as_deref().unwrap_or("$SessionId");
+    matches.sort_by(|a, b| {
+        let by_value = match (a.get(key), b.get(key)) {
+            (Some(x), Some(y)) if r.descending => y.as_bytes().cmp(x.as_bytes()),
+            (Some(x), Some(y)) => x.as_bytes().cmp(y.as_bytes()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        by_value.then_with(|| a["$SessionId"].cmp(&b["$SessionId"]))
+    });
+    let page: Vec<(String, BTreeMap<String, String>)> = matches
+        .iter()
+        .skip(r.offset)
+        .take(r.limit.unwrap_or(usize::MAX))
+        .map(|s| {
+            let props = match &r.projection {
+                None => BTreeMap::new(),
+                Some(None) => (*s).clone(),
+                Some(Some(keys)) => keys
+                    .iter()
+                    .filter_map(|k| Some((k.clone(), s.get(k)?.clone())))
+                    .collect(),
+            };
+            (s["$SessionId"].clone(), props)
+        })
+        .collect();
+    format!("{} {:?}", matches.len(), page)
+}
+
+fn show_page(page: FetchPage) -> String {
+    let sessions: Vec<(String, BTreeMap<String, String>)> = page
+        .sessions
+        .into_iter()
+        .map(|s| (s.id, s.properties))
+        .collect();
+    format!("{} {:?}", page.total, sessions)
+}
+
+fn show_closed(closed: Vec<ClosedSession>) -> String {
+    let closed: Vec<(String, BTreeMap<String, String>)> =
+        closed.into_iter().map(|c| (c.id, c.properties)).collect();
+    format!("{closed:?}")
 }
 
 /// Applies `op` to the model; returns what the store should answer, as text.
@@ -560,6 +1014,38 @@ fn apply_model(model: &mut Model, op: &Op) -> String {
             format!("{ids:?}")
         }
         Op::Get(id) => format!("{:?}", find(model, id).map(|i| model[i].clone())),
+        Op::ChangeSessionProperties(id, change) => {
+            let (Some(change), Some(i)) = (model_change(change), find(model, id)) else {
+                return "err".into();
+            };
+            format!("{:?}", apply_model_change(&mut model[i], &change))
+        }
+        Op::ChangeProperties(f, _) if bad_filter(f) => "err".into(),
+        Op::ChangeProperties(f, change) => {
+            let Some(change) = model_change(change) else {
+                return "err".into();
+            };
+            let mut n = 0;
+            for s in model.iter_mut().filter(|s| model_matches(f, s)) {
+                apply_model_change(s, &change);
+                n += 1;
+            }
+            n.to_string()
+        }
+        Op::CloseSessions(f) if bad_filter(f) => "err".into(),
+        Op::CloseSessions(f) => {
+            let (mut closed, kept): (Model, Model) =
+                model.drain(..).partition(|s| model_matches(f, s));
+            *model = kept;
+            closed.sort_by(|a, b| a["$SessionId"].cmp(&b["$SessionId"]));
+            let closed: Vec<(String, BTreeMap<String, String>)> = closed
+                .into_iter()
+                .map(|s| (s["$SessionId"].clone(), s))
+                .collect();
+            format!("{closed:?}")
+        }
+        Op::Fetch(f, _) if bad_filter(f) => "err".into(),
+        Op::Fetch(f, r) => model_fetch(model, f, r),
     }
 }
 
@@ -595,6 +1081,15 @@ fn apply_store(store: &SessionStore, op: &Op) -> String {
         Op::Count(f) => ok(store.count(f), |n| n.to_string()),
         Op::Select(f) => ok(store.select(f), |ids| format!("{:?}", sorted(ids))),
         Op::Get(id) => format!("{:?}", store.get(id)),
+        Op::ChangeSessionProperties(id, c) => ok(
+            store.change_session_properties(id, &property_change(c)),
+            |changed| format!("{changed:?}"),
+        ),
+        Op::ChangeProperties(f, c) => ok(store.change_properties(f, &property_change(c)), |n| {
+            n.to_string()
+        }),
+        Op::CloseSessions(f) => ok(store.close_sessions(f), show_closed),
+        Op::Fetch(f, r) => ok(store.fetch(f, &r.request()), show_page),
     }
 }
 
@@ -610,6 +1105,10 @@ proptest! {
             let got = apply_store(&store, op);
             prop_assert_eq!(got, want, "step {}: {:?}", step, op);
             prop_assert_eq!(store.len(), model.len());
+        }
+        // Nothing else changed either: every session is as the model has it.
+        for s in &model {
+            prop_assert_eq!(store.get(&s["$SessionId"]), Some(s.clone()));
         }
     }
 }

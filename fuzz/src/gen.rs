@@ -150,7 +150,35 @@ pub enum OpSpec {
     ChangeSessionRoles(u8, Vec<u8>, Vec<u8>),
     SetProperties(u8, Vec<(u8, u8)>),
     RemoveProperties(u8, Vec<u8>),
+    ChangeProperties(Vec<Instr>, Vec<(u8, Option<u8>)>),
+    ChangeSessionProperties(u8, Vec<(u8, Option<u8>)>),
     Query(Vec<Instr>, u8),
+}
+
+/// Keys a property change names: the session keys and the settable fixed
+/// properties (whose values get normalised), and `$SessionId`, refused.
+const CHANGE_KEYS: &[&str] = &["$Language", "$Latitude", "$Longitude", "$SessionId"];
+/// Values for changes: the vocabulary and numbers that are and are not
+/// decimals.
+const CHANGE_VALUES: &[&str] = &["uK", "EN", "1.5", "-.5e3", "1e", ".", "+7.", "NaN"];
+
+fn change(pairs: &[(u8, Option<u8>)]) -> Vec<(String, Option<String>)> {
+    pairs
+        .iter()
+        .map(|&(k, v)| {
+            let key = match k as usize % (KEYS.len() + 1 + CHANGE_KEYS.len()) {
+                i if i <= KEYS.len() => session_key(i as u8),
+                i => CHANGE_KEYS[i - KEYS.len() - 1],
+            };
+            let value = v.map(
+                |v| match v as usize % (VALUES.len() + CHANGE_VALUES.len()) {
+                    i if i < VALUES.len() => VALUES[i],
+                    i => CHANGE_VALUES[i - VALUES.len()],
+                },
+            );
+            (key.to_owned(), value.map(str::to_owned))
+        })
+        .collect()
 }
 
 impl OpSpec {
@@ -175,6 +203,10 @@ impl OpSpec {
                 i(n),
                 ks.iter().map(|&k| session_key(k).to_owned()).collect(),
             ),
+            OpSpec::ChangeProperties(f, c) => StoreOp::ChangeProperties(build_expr(f), change(c)),
+            OpSpec::ChangeSessionProperties(n, c) => {
+                StoreOp::ChangeSessionProperties(i(n), change(c))
+            }
             OpSpec::Query(f, n) => StoreOp::Query(build_expr(f), i(n)),
         }
     }

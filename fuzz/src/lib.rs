@@ -8,8 +8,10 @@
 #[cfg(fuzzing)]
 pub mod gen;
 mod matcher;
+mod standing;
 
 pub use matcher::{check_differential, check_store, StoreOp};
+pub use standing::check_standing;
 
 use session_filter::syntax::{Expr, Span, Value};
 use session_filter::{

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use session_filter::syntax::Expr;
 use session_filter::{
-    reference, roles_to_string, string_to_roles, Error, Execution, Filter, Program, Session,
-    SessionStore, StoreOptions,
+    reference, roles_to_string, string_to_roles, Error, Execution, Filter, Program, PropertyChange,
+    Session, SessionStore, StoreOptions,
 };
 
 /// Session properties as `(key, value)` pairs.
@@ -119,8 +119,76 @@ pub enum StoreOp {
     SetProperties(usize, Props),
     /// Remove user properties of one session.
     RemoveProperties(usize, Vec<String>),
+    /// Set (`Some`) or remove (`None`) properties of every matching session.
+    ChangeProperties(Expr, Vec<(String, Option<String>)>),
+    /// The same on one session.
+    ChangeSessionProperties(usize, Vec<(String, Option<String>)>),
     /// Count, select and get, compared with the model.
     Query(Expr, usize),
+}
+
+/// SPEC 6.1's decimal numbers, read the plain way:
+/// `[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?`.
+fn is_decimal(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(at) => (&s[..at], Some(&s[at + 1..])),
+        None => (s, None),
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        None => digits(mantissa),
+        Some((int, frac)) => {
+            (digits(int) && (frac.is_empty() || digits(frac))) || (int.is_empty() && digits(frac))
+        }
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    mantissa_ok && exponent_ok
+}
+
+/// A property change as the model reads it: the last word on each key,
+/// normalised, or `None` when the change is refused.
+fn model_change(pairs: &[(String, Option<String>)]) -> Option<BTreeMap<String, Option<String>>> {
+    let mut out = BTreeMap::new();
+    for (k, v) in pairs {
+        out.insert(k.clone(), v.clone());
+    }
+    for (k, v) in out.iter_mut() {
+        if !k.starts_with('$') {
+            if !user_key_ok(k) {
+                return None;
+            }
+            continue;
+        }
+        let value = v.as_mut()?;
+        match k.as_str() {
+            "$Country" => value.make_ascii_uppercase(),
+            "$Language" => value.make_ascii_lowercase(),
+            "$Latitude" | "$Longitude" if !is_decimal(value) => *value = "NaN".into(),
+            "$Latitude" | "$Longitude" => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Applies a checked change to one model session; the keys that changed,
+/// with their previous values.
+fn model_apply(
+    s: &mut BTreeMap<String, String>,
+    change: &BTreeMap<String, Option<String>>,
+) -> BTreeMap<String, Option<String>> {
+    let mut changed = BTreeMap::new();
+    for (k, v) in change {
+        let old = match v {
+            Some(v) if s.get(k) == Some(v) => continue,
+            Some(v) => s.insert(k.clone(), v.clone()),
+            None if !s.contains_key(k) => continue,
+            None => s.remove(k),
+        };
+        changed.insert(k.clone(), old);
+    }
+    changed
 }
 
 /// The model: sessions as maps in insert order, `$Roles` canonical.
@@ -243,6 +311,26 @@ impl Model {
                     _ => "err".into(),
                 }
             }
+            StoreOp::ChangeProperties(e, pairs) => {
+                let Some(change) = model_change(pairs) else {
+                    return "err".into();
+                };
+                let f = Filter::from(e.clone());
+                let mut n = 0;
+                for s in self.sessions.iter_mut().filter(|s| Self::matches(&f, s)) {
+                    model_apply(s, &change);
+                    n += 1;
+                }
+                n.to_string()
+            }
+            StoreOp::ChangeSessionProperties(i, pairs) => {
+                match (model_change(pairs), self.find(&id(*i))) {
+                    (Some(change), Some(at)) => {
+                        format!("{:?}", model_apply(&mut self.sessions[at], &change))
+                    }
+                    _ => "err".into(),
+                }
+            }
             StoreOp::Query(e, i) => {
                 let f = Filter::from(e.clone());
                 let mut ids: Vec<String> = self
@@ -264,7 +352,7 @@ fn strs(v: &[String]) -> Vec<&str> {
 }
 
 /// Applies `op` to the store; returns its answer, as text.
-fn apply_store(store: &SessionStore, op: &StoreOp) -> String {
+pub(crate) fn apply_store(store: &SessionStore, op: &StoreOp) -> String {
     fn text<T>(r: Result<T, Error>, f: impl Fn(T) -> String) -> String {
         r.map_or_else(|_| "err".into(), f)
     }
@@ -301,6 +389,20 @@ fn apply_store(store: &SessionStore, op: &StoreOp) -> String {
                 "ok".into()
             })
         }
+        StoreOp::ChangeProperties(e, pairs) => {
+            let change: PropertyChange = pairs.iter().cloned().collect();
+            text(
+                compile(e).and_then(|p| store.change_properties_compiled(&p, &change)),
+                |n| n.to_string(),
+            )
+        }
+        StoreOp::ChangeSessionProperties(i, pairs) => {
+            let change: PropertyChange = pairs.iter().cloned().collect();
+            text(
+                store.change_session_properties(&id(*i), &change),
+                |changed| format!("{changed:?}"),
+            )
+        }
         StoreOp::Query(e, i) => {
             let Ok(p) = compile(e) else {
                 return "err".into();
@@ -330,9 +432,10 @@ pub fn check_store(ops: &[StoreOp]) {
     let plain = SessionStore::with_options(StoreOptions::new().shards(2).index(false));
     for (step, op) in ops.iter().enumerate() {
         let bad_filter = match op {
-            StoreOp::Close(e) | StoreOp::ChangeRoles(e, ..) | StoreOp::Query(e, _) => {
-                Program::try_from(Filter::from(e.clone())).is_err()
-            }
+            StoreOp::Close(e)
+            | StoreOp::ChangeRoles(e, ..)
+            | StoreOp::ChangeProperties(e, _)
+            | StoreOp::Query(e, _) => Program::try_from(Filter::from(e.clone())).is_err(),
             _ => false,
         };
         if bad_filter {

@@ -22,18 +22,28 @@
 //! map answers it). Turn the index off with [`StoreOptions::index`] where
 //! memory matters more than selective filters.
 
+mod cache;
+mod change;
+mod fetch;
 mod index;
 mod shard;
+mod watch;
+
+pub use self::change::{ClosedSession, PropertyChange};
+pub use self::fetch::{FetchPage, FetchRequest, FetchedSession};
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ahash::RandomState;
 use rayon::prelude::*;
 
+use self::cache::FilterCache;
 use self::index::OpStats;
 use self::shard::Shard;
+use self::watch::Hub;
+pub use self::watch::{Watch, WatchEvent, WatchOptions};
 use crate::error::Error;
 use crate::session::{RoleChange, Session};
 use crate::syntax::Limits;
@@ -64,6 +74,7 @@ pub struct StoreOptions {
     limits: Limits,
     parallel_threshold: usize,
     index: bool,
+    filter_cache: usize,
 }
 
 impl Default for StoreOptions {
@@ -73,13 +84,15 @@ impl Default for StoreOptions {
             limits: Limits::default(),
             parallel_threshold: 20_000,
             index: true,
+            filter_cache: cache::DEFAULT_ENTRIES,
         }
     }
 }
 
 impl StoreOptions {
     /// The default options: 32 shards, default [`Limits`], parallel bulk
-    /// operations from 20 000 sessions up, index on.
+    /// operations from 20 000 sessions up, index on, a cache of 1024
+    /// compiled filters (see [`StoreOptions::filter_cache`]).
     pub fn new() -> StoreOptions {
         StoreOptions::default()
     }
@@ -133,8 +146,10 @@ impl StoreOptions {
 /// ```
 pub struct SessionStore {
     shards: Box<[RwLock<Shard>]>,
+    hub: Arc<Hub>,
     hasher: RandomState,
     options: StoreOptions,
+    filters: FilterCache,
 }
 
 impl fmt::Debug for SessionStore {
@@ -160,11 +175,14 @@ impl SessionStore {
 
     /// An empty store with these options.
     pub fn with_options(options: StoreOptions) -> SessionStore {
+        let hub = Arc::new(Hub::default());
         SessionStore {
             shards: (0..options.shards)
-                .map(|_| RwLock::new(Shard::new(options.index)))
+                .map(|_| RwLock::new(Shard::new(options.index, hub.clone())))
                 .collect(),
+            hub,
             hasher: RandomState::new(),
+            filters: FilterCache::new(options.filter_cache),
             options,
         }
     }
@@ -186,9 +204,11 @@ impl SessionStore {
     }
 
     /// Compiles a filter with the store's limits; the error is the positioned
-    /// filter error.
+    /// filter error. A filter text compiled before is taken from the store's
+    /// filter cache (see [`StoreOptions::filter_cache`]); every method that
+    /// takes a filter as text compiles it here.
     pub fn compile(&self, filter: &str) -> Result<Program, Error> {
-        Program::compile_with(filter, &self.options.limits)
+        self.filters.compile(filter, &self.options.limits)
     }
 
     /// Adds a session. It must have a `$SessionId` no other session in the
@@ -503,6 +523,31 @@ impl SessionStore {
                 .collect();
             copies.iter().for_each(&mut f);
         }
+    }
+
+    /// Registers a standing filter and returns its [`Watch`]: a live count
+    /// and the events of the sessions it matches (SPEC 8.2). Unless
+    /// `options` skips it, the watch first reports every session that
+    /// matches now, then every later change, with nothing missed or
+    /// reported twice in between. A bad filter is an error.
+    ///
+    /// Registration holds every shard's read lock while it takes the
+    /// snapshot, so writers wait for it once; afterwards a watch never
+    /// blocks them (see [`WatchOptions::capacity`]).
+    pub fn watch(&self, filter: &str, options: WatchOptions) -> Result<Watch, Error> {
+        Ok(self.watch_compiled(&self.compile(filter)?, options))
+    }
+
+    /// [`SessionStore::watch`] with a compiled filter.
+    pub fn watch_compiled(&self, program: &Program, options: WatchOptions) -> Watch {
+        let shards: Vec<RwLockReadGuard<'_, Shard>> = self.shards.iter().map(Self::read).collect();
+        self.hub.register(program, &options, |visit| {
+            for shard in &shards {
+                for slot in shard.matching(program, true) {
+                    visit(shard.session(slot));
+                }
+            }
+        })
     }
 
     /// True when the store keeps inverted indexes.

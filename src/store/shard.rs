@@ -5,7 +5,10 @@
 use ahash::AHashMap;
 use roaring::RoaringBitmap;
 
+use std::sync::Arc;
+
 use super::index::{self, Answer, Index, OpStats, ShardView};
+use super::watch::Hub;
 use crate::intern::{self, Sym};
 use crate::session::{RoleChange, Session};
 use crate::util::properties::SESSION_ID;
@@ -24,6 +27,8 @@ pub(super) struct Shard {
     /// `$SessionId` (by id; the session holds the string) → slot.
     positions: AHashMap<Sym, u32>,
     index: Option<Index>,
+    /// The store's watches, told of every change while this shard is locked.
+    hub: Arc<Hub>,
 }
 
 fn id_sym(session: &Session) -> Sym {
@@ -31,9 +36,10 @@ fn id_sym(session: &Session) -> Sym {
 }
 
 impl Shard {
-    pub(super) fn new(indexed: bool) -> Shard {
+    pub(super) fn new(indexed: bool, hub: Arc<Hub>) -> Shard {
         Shard {
             index: indexed.then(Index::default),
+            hub,
             ..Shard::default()
         }
     }
@@ -82,6 +88,7 @@ impl Shard {
         if let Some(index) = &mut self.index {
             index.add(slot, &session);
         }
+        self.hub.inserted(&session);
         self.sessions[slot as usize] = session;
     }
 
@@ -95,9 +102,10 @@ impl Shard {
         self.live_words[slot as usize / 64] &= !(1 << (slot % 64));
         self.live.remove(slot);
         self.free.push(slot);
+        self.hub.closed(&session);
         // An emptied shard gives its memory back.
         if self.live.is_empty() {
-            *self = Shard::new(self.index.is_some());
+            *self = Shard::new(self.index.is_some(), self.hub.clone());
         }
     }
 
@@ -107,18 +115,41 @@ impl Shard {
             index.remove(slot, &self.sessions[slot as usize]);
             index.add(slot, &session);
         }
-        self.sessions[slot as usize] = session;
+        let before = std::mem::replace(&mut self.sessions[slot as usize], session);
+        self.hub.changed(&before, &self.sessions[slot as usize]);
+    }
+
+    /// Changes the session in `slot` in place with `f`, which must not change
+    /// its `$SessionId`; the index forgets the session before and learns it
+    /// again after, so it stays exact, and the watches see both states.
+    pub(super) fn change(&mut self, slot: u32, f: impl FnOnce(&mut Session)) {
+        let session = &mut self.sessions[slot as usize];
+        let before = self.hub.active().then(|| session.clone());
+        if let Some(index) = &mut self.index {
+            index.remove(slot, session);
+            f(session);
+            index.add(slot, session);
+        } else {
+            f(session);
+        }
+        if let Some(before) = before {
+            self.hub.changed(&before, session);
+        }
     }
 
     /// Applies a role change to the session in `slot`.
     pub(super) fn change_roles(&mut self, slot: u32, change: &RoleChange) {
         let session = &mut self.sessions[slot as usize];
+        let before = self.hub.active().then(|| session.clone());
         if let Some(index) = &mut self.index {
             index.remove_roles(slot, session);
             session.change_roles(change);
             index.add_roles(slot, session);
         } else {
             session.change_roles(change);
+        }
+        if let Some(before) = before {
+            self.hub.changed(&before, session);
         }
     }
 

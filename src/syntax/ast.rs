@@ -80,10 +80,7 @@ impl Eq for Key {}
 /// assert!(!is_filter_key(""));
 /// ```
 pub fn is_filter_key(name: &str) -> bool {
-    !name.is_empty()
-        && !name
-            .chars()
-            .any(|c| matches!(c, ' ' | '\t' | '\r' | '\n' | '"' | '\'' | '(' | ')'))
+    !name.is_empty() && !name.chars().any(crate::util::properties::is_key_forbidden)
 }
 
 /// A value: the text between the quotes, with escapes already removed.

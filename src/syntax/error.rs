@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::ast::Span;
+use crate::util::roles::RolesError;
 
 /// Why a filter was rejected.
 ///
@@ -46,12 +47,14 @@ pub enum ErrorKind {
     /// A `$Roles` value in an `is`, `eq`, `ne` or `in` clause is not a roles string.
     InvalidRoles {
         /// Why, and where inside the value.
-        reason: String,
+        error: RolesError,
     },
-    /// The parser ran short of thread stack. A backstop that should not
+    /// pest's own resource guard stopped the parse: its stack guard (the
+    /// thread ran short of stack), or a call budget some other code set
+    /// process-wide with `pest::set_call_limit`. A backstop that should not
     /// fire: the depth limit bounds the nesting, and the parser makes room
-    /// on the stack for it before it runs. Only pest's own stack guard
-    /// reports it, in builds where another crate turns that guard on.
+    /// on the stack for it before it runs; pest's stack guard only exists in
+    /// builds where another crate turns on pest's `std` feature.
     StackExhausted,
 }
 
@@ -83,8 +86,8 @@ impl fmt::Display for ErrorKind {
                 f,
                 "expected at most {max} items in a list (the list item limit), found more"
             ),
-            ErrorKind::InvalidRoles { reason } => {
-                write!(f, "expected a roles string for $Roles, found {reason}")
+            ErrorKind::InvalidRoles { error } => {
+                write!(f, "expected a roles string for $Roles, found {error}")
             }
             ErrorKind::StackExhausted => write!(
                 f,

@@ -329,9 +329,7 @@ impl Builder<'_> {
         match string_to_roles_strict(&value.text) {
             Ok(_) => Ok(()),
             Err(e) => Err(self.error(
-                ErrorKind::InvalidRoles {
-                    reason: e.to_string(),
-                },
+                ErrorKind::InvalidRoles { error: e },
                 Span::new(value.span.start, value.span.start + 1),
             )),
         }
@@ -347,13 +345,9 @@ fn convert_error(e: &pest::error::Error<Rule>, input: &str) -> Error {
     };
     let at = Span::new(pos as u32, pos as u32);
     let kind = match &e.variant {
-        ErrorVariant::CustomError { message } if message.contains("stack") => {
-            ErrorKind::StackExhausted
-        }
-        ErrorVariant::CustomError { message } => ErrorKind::Syntax {
-            expected: "a filter pest can parse".into(),
-            found: message.clone(),
-        },
+        // The grammar raises no custom errors: pest's own limits are the
+        // only source of them (see `ErrorKind::StackExhausted`).
+        ErrorVariant::CustomError { .. } => ErrorKind::StackExhausted,
         ErrorVariant::ParsingError { positives, .. } => {
             if positives.contains(&Rule::value) {
                 if let Some(kind) = unterminated_value_at(input, pos) {
@@ -445,7 +439,7 @@ pub(crate) fn describe_found(input: &str, pos: usize) -> String {
             Err(_) => rest,
         },
         _ => rest
-            .find([' ', '\t', '\r', '\n', '"', '\'', '(', ')'])
+            .find(crate::util::properties::KEY_FORBIDDEN)
             .map_or(rest, |end| &rest[..end]),
     };
     let mut shown: String = token

@@ -64,6 +64,17 @@ pub fn is_fixed_property(key: &str) -> bool {
     FIXED_PROPERTIES.contains(&key)
 }
 
+/// The characters no key may contain, in a filter or in a session: the
+/// grammar's `key` rule spells the same set (a test checks it), and the AST,
+/// the parser's error messages and [`validate_user_key`] use this one.
+pub(crate) const KEY_FORBIDDEN: [char; 8] = [' ', '\t', '\r', '\n', '"', '\'', '(', ')'];
+
+/// True when `c` may not appear in a key.
+#[inline]
+pub(crate) fn is_key_forbidden(c: char) -> bool {
+    KEY_FORBIDDEN.contains(&c)
+}
+
 /// Checks a user property key: non-empty, not starting with `$`, and free of
 /// space, tab, CR, LF, `"`, `'`, `(` and `)`.
 ///
@@ -91,8 +102,7 @@ pub fn validate_user_key(key: &str) -> Result<(), KeyError> {
         return fail(KeyErrorKind::Empty);
     }
     for (index, c) in key.chars().enumerate() {
-        if index == 0 && c == '$' || matches!(c, ' ' | '\t' | '\r' | '\n' | '"' | '\'' | '(' | ')')
-        {
+        if index == 0 && c == '$' || is_key_forbidden(c) {
             return fail(KeyErrorKind::Forbidden { found: c, index });
         }
     }
@@ -151,6 +161,31 @@ impl std::error::Error for KeyError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The grammar's `key` rule cannot name the Rust table, so this checks
+    /// that it forbids exactly the table's characters: a key clause on
+    /// `a{c}b` reads that key for every other character.
+    #[test]
+    fn the_grammar_forbids_exactly_the_key_table() {
+        use crate::syntax::{Expr, Filter};
+        let chars = (0u32..0x80)
+            .chain([0xa0, 0xe9, 0x2028, 0x1f600])
+            .filter_map(char::from_u32);
+        for c in chars {
+            let key = format!("a{c}b");
+            let parsed = Filter::parse(&format!("{key} is 'x'"));
+            let read_whole = matches!(
+                parsed.as_ref().map(|f| f.expr()),
+                Ok(Expr::Is { key: k, .. }) if k.name == key
+            );
+            assert_eq!(read_whole, !is_key_forbidden(c), "{c:?}: {parsed:?}");
+            assert_eq!(
+                validate_user_key(&key).is_ok(),
+                !is_key_forbidden(c),
+                "{c:?}"
+            );
+        }
+    }
 
     #[test]
     fn fixed_properties_are_distinct_dollar_keys() {

@@ -12,11 +12,12 @@
 //! sends a bit mask on to its two targets. Interpretation then costs once per
 //! block, not once per session.
 
+pub(crate) mod analysis;
+
 use std::fmt;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use smallvec::SmallVec;
 
 use crate::intern::{Interned, Sym};
 use crate::session::{Session, FIXED_SLOTS};
@@ -95,9 +96,10 @@ pub(crate) struct Op {
 /// A compiled filter.
 ///
 /// Immutable, `Send + Sync`, and cheap to clone (an `Arc`). Evaluating it
-/// never allocates for one session ([`Program::matches`]); bulk evaluation
-/// allocates one small scratch buffer per call for programs of more than 30
-/// instructions.
+/// never allocates: [`Program::matches`] needs no scratch at all, and bulk
+/// evaluation keeps one word per instruction on the stack for programs of
+/// up to 30 instructions and, for larger ones, in a [`Cache`]: one you pass
+/// ([`Program::count_with_cache`]) or the calling thread's own, made once.
 ///
 /// ```
 /// use session_filter::{Program, Session};
@@ -191,18 +193,58 @@ impl Program {
         self.for_each_match_live(sessions, None, f)
     }
 
+    /// A scratch for [`Program::count_with_cache`] and
+    /// [`Program::for_each_match_with_cache`], sized for this program (and
+    /// usable with any other: it grows when a larger one needs it).
+    pub fn create_cache(&self) -> Cache {
+        Cache {
+            arrive: vec![0; self.0.ops.len() + 2],
+        }
+    }
+
+    /// [`Program::count`] with a scratch the caller keeps, so that nothing is
+    /// allocated once the cache has grown to the program's size.
+    ///
+    /// ```
+    /// use session_filter::{Program, Session};
+    /// let program = Program::compile("has a or has b")?;
+    /// let mut cache = program.create_cache();
+    /// let sessions = [Session::new([("a", "1")])?, Session::new([("c", "1")])?];
+    /// assert_eq!(program.count_with_cache(&mut cache, &sessions), 1);
+    /// # Ok::<(), session_filter::Error>(())
+    /// ```
+    pub fn count_with_cache(&self, cache: &mut Cache, sessions: &[Session]) -> usize {
+        let mut n = 0;
+        let arrive = cache.words(self.0.ops.len() + 2);
+        self.blocks(arrive, sessions, None, |_, bits| {
+            n += bits.count_ones() as usize
+        });
+        n
+    }
+
+    /// [`Program::for_each_match`] with a scratch the caller keeps.
+    pub fn for_each_match_with_cache(
+        &self,
+        cache: &mut Cache,
+        sessions: &[Session],
+        mut f: impl FnMut(usize),
+    ) {
+        let arrive = cache.words(self.0.ops.len() + 2);
+        self.blocks(arrive, sessions, None, |base, bits| {
+            each_bit(base, bits, &mut f)
+        });
+    }
+
     /// [`Program::count`] over the sessions whose bit is set in `live`
     /// (bit `i % 64` of word `i / 64`; all of them when `None`).
     pub(crate) fn count_live(&self, sessions: &[Session], live: Option<&[u64]>) -> usize {
-        let mut scratch = self.scratch();
-        sessions
-            .chunks(BLOCK)
-            .enumerate()
-            .map(|(b, block)| {
-                let mask = block_mask(block.len(), live, b);
-                self.eval_block(block, mask, &mut scratch).count_ones() as usize
+        let mut n = 0;
+        self.with_scratch(|arrive| {
+            self.blocks(arrive, sessions, live, |_, bits| {
+                n += bits.count_ones() as usize
             })
-            .sum()
+        });
+        n
     }
 
     /// [`Program::for_each_match`] over the sessions whose bit is set in `live`.
@@ -212,14 +254,40 @@ impl Program {
         live: Option<&[u64]>,
         mut f: impl FnMut(usize),
     ) {
-        let mut scratch = self.scratch();
+        self.with_scratch(|arrive| {
+            self.blocks(arrive, sessions, live, |base, bits| {
+                each_bit(base, bits, &mut f)
+            })
+        });
+    }
+
+    /// Runs `f` with a scratch: on the stack for small programs, else the
+    /// thread's cache (taken out while in use, so a callback that evaluates
+    /// again on this thread simply gets a fresh one).
+    fn with_scratch(&self, f: impl FnOnce(&mut [u64])) {
+        let words = self.0.ops.len() + 2;
+        if words <= STACK_WORDS {
+            let mut stack = [0u64; STACK_WORDS];
+            f(&mut stack[..words]);
+            return;
+        }
+        let mut cache = THREAD_CACHE.with(|c| c.take());
+        f(cache.words(words));
+        THREAD_CACHE.with(|c| c.set(cache));
+    }
+
+    /// Evaluates every block of `sessions` and hands `f` each block's first
+    /// index and match mask.
+    fn blocks(
+        &self,
+        arrive: &mut [u64],
+        sessions: &[Session],
+        live: Option<&[u64]>,
+        mut f: impl FnMut(usize, u64),
+    ) {
         for (b, block) in sessions.chunks(BLOCK).enumerate() {
             let mask = block_mask(block.len(), live, b);
-            let mut bits = self.eval_block(block, mask, &mut scratch);
-            while bits != 0 {
-                f(b * BLOCK + bits.trailing_zeros() as usize);
-                bits &= bits - 1;
-            }
+            f(b * BLOCK, self.eval_block(block, mask, arrive));
         }
     }
 
@@ -308,10 +376,6 @@ impl Program {
         }
     }
 
-    fn scratch(&self) -> SmallVec<[u64; 32]> {
-        SmallVec::from_elem(0, self.0.ops.len() + 2)
-    }
-
     /// The match mask of a block of at most 64 sessions. `arrive[i]` collects
     /// the sessions that reach op `i`; ops run in order since jumps only go
     /// forward.
@@ -335,6 +399,48 @@ impl Program {
             arrive[op.on_false as usize] |= here & !yes;
         }
         arrive[n]
+    }
+}
+
+/// Calls `f` with `base + i` for every bit `i` set in `bits`.
+#[inline]
+fn each_bit(base: usize, mut bits: u64, f: &mut impl FnMut(usize)) {
+    while bits != 0 {
+        f(base + bits.trailing_zeros() as usize);
+        bits &= bits - 1;
+    }
+}
+
+/// Programs needing at most this many scratch words evaluate with the
+/// scratch on the stack.
+const STACK_WORDS: usize = 32;
+
+thread_local! {
+    static THREAD_CACHE: std::cell::Cell<Cache> = std::cell::Cell::new(Cache::default());
+}
+
+/// Scratch for bulk evaluation: one word per instruction, reusable across
+/// calls and programs (the shape of regex-automata's `Cache`).
+#[derive(Default)]
+pub struct Cache {
+    arrive: Vec<u64>,
+}
+
+impl Cache {
+    /// At least `n` words (grown, never shrunk).
+    fn words(&mut self, n: usize) -> &mut [u64] {
+        if self.arrive.len() < n {
+            self.arrive.resize(n, 0);
+        }
+        &mut self.arrive[..n]
+    }
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("words", &self.arrive.len())
+            .finish()
     }
 }
 

@@ -105,3 +105,108 @@ impl Program {
         Some(matched.unwrap_or_else(|| Reach::Some(oracle.empty())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Session;
+
+    /// A second oracle: plain lists of session indices, each test answered
+    /// by testing the sessions. The walk must agree with `matches`.
+    struct Lists<'a> {
+        sessions: &'a [Session],
+        asked: usize,
+    }
+
+    impl SetOracle for Lists<'_> {
+        type Set = Vec<usize>;
+
+        fn split(
+            &mut self,
+            program: &Program,
+            _pc: usize,
+            test: Test,
+            here: &Reach<Vec<usize>>,
+        ) -> ControlFlow<(), Vec<usize>> {
+            self.asked += 1;
+            let all: Vec<usize> = (0..self.sessions.len()).collect();
+            let here = match here {
+                Reach::All => &all,
+                Reach::Some(v) => v,
+            };
+            ControlFlow::Continue(
+                here.iter()
+                    .copied()
+                    .filter(|&i| program.test(test, &self.sessions[i]))
+                    .collect(),
+            )
+        }
+
+        fn difference(&mut self, here: Reach<Vec<usize>>, yes: &Vec<usize>) -> Vec<usize> {
+            let here = match here {
+                Reach::All => (0..self.sessions.len()).collect(),
+                Reach::Some(v) => v,
+            };
+            here.into_iter().filter(|i| !yes.contains(i)).collect()
+        }
+
+        fn union(&mut self, acc: &mut Vec<usize>, more: Vec<usize>) {
+            acc.extend(more);
+            acc.sort_unstable();
+            acc.dedup();
+        }
+
+        fn is_empty(&self, set: &Vec<usize>) -> bool {
+            set.is_empty()
+        }
+
+        fn empty(&mut self) -> Vec<usize> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn the_walk_over_sets_agrees_with_matches() {
+        let sessions: Vec<Session> = (0..40)
+            .map(|i| {
+                Session::new([
+                    ("a", (i % 3).to_string()),
+                    ("b", (i % 5).to_string()),
+                    (
+                        "$Roles",
+                        if i % 2 == 0 { "\"r\"" } else { "\"s\"" }.to_string(),
+                    ),
+                ])
+                .unwrap()
+            })
+            .collect();
+        for filter in [
+            "a is '1'",
+            "a is '1' and not b is '2'",
+            "a is '1' or b in ['2' '3'] and hasRoles ['r']",
+            "not (a is '0' or b is '0') and not hasRoles ['s']",
+            "all",
+            "not all",
+            "$Roles is '\"r\"' or a ne '2'",
+        ] {
+            let program = Program::compile(filter).unwrap();
+            let expected: Vec<usize> = (0..sessions.len())
+                .filter(|&i| program.matches(&sessions[i]))
+                .collect();
+            let mut oracle = Lists {
+                sessions: &sessions,
+                asked: 0,
+            };
+            let got = match program.run_sets(&mut oracle) {
+                Some(Reach::All) => (0..sessions.len()).collect(),
+                Some(Reach::Some(mut v)) => {
+                    v.sort_unstable();
+                    v
+                }
+                None => panic!("this oracle never gives up"),
+            };
+            assert_eq!(got, expected, "{filter}");
+            assert!(oracle.asked <= program.op_count(), "each op at most once");
+        }
+    }
+}
