@@ -17,7 +17,7 @@ use clap::{Args, Subcommand};
 use session_filter::cluster::{
     self, ClusterAnswer, ClusterClient, ClusterError, Member, MemberOptions,
 };
-use session_filter::SessionStore;
+use session_filter::{PropertyChange, SessionStore};
 
 use crate::{compile, filter_text, select, Failure};
 
@@ -251,7 +251,9 @@ pub fn run(args: ClusterArgs) -> Result<(), Failure> {
                         "expected a JSON object of strings or nulls for the properties, {e}"
                     ))
                 })?;
-            Op::Set { filter, properties }
+            let change: PropertyChange = properties.into_iter().collect();
+            check(checker.change_properties(&filter, &change))?;
+            Op::Set { filter, change }
         }
     };
     cluster::check_name("cluster", &args.cluster).map_err(broker)?;
@@ -275,9 +277,12 @@ pub fn run(args: ClusterArgs) -> Result<(), Failure> {
                     .await
                     .map_err(broker)?,
             ),
-            Op::Set { .. } => Err(Failure::Invalid(
-                "cluster set: not available in this build yet".into(),
-            )),
+            Op::Set { filter, change } => report_total(
+                client
+                    .change_properties(&filter, &change)
+                    .await
+                    .map_err(broker)?,
+            ),
             Op::Select(filter) => {
                 let answer = client.select(&filter).await.map_err(broker)?;
                 let mut out = io::BufWriter::new(io::stdout().lock());
@@ -303,10 +308,9 @@ enum Op {
         remove: Vec<String>,
         add: Vec<String>,
     },
-    #[allow(dead_code)]
     Set {
         filter: String,
-        properties: BTreeMap<String, Option<String>>,
+        change: PropertyChange,
     },
 }
 

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use session_filter::cluster::wire::{Operation, Outcome, Reply, Request, WireErrorKind, VERSION};
-use session_filter::cluster::{self, ClusterClient};
-use session_filter::SessionStore;
+use session_filter::cluster::{self, ClusterClient, FetchSpec};
+use session_filter::{PropertyChange, SessionStore};
 
 /// The CLI's demo population (`select` without a file).
 const DEMO_SESSIONS: u64 = 5000;
@@ -291,7 +291,7 @@ fn runtime() -> tokio::runtime::Runtime {
 // ----------------------------------------------------------------- tests
 
 #[test]
-fn count_and_select_equal_one_store_over_the_union() {
+fn count_select_and_fetch_equal_one_store_over_the_union() {
     let Some(nats) = nats() else { return };
     let _members = three_members(&nats, "union");
     let store = union_store();
@@ -312,6 +312,44 @@ fn count_and_select_equal_one_store_over_the_union() {
             .collect();
         assert_eq!(ids, store.select(filter).unwrap(), "{filter}");
     }
+    // fetch, through the library: the merged pages equal one store's page.
+    let specs = [
+        FetchSpec::new(),
+        FetchSpec::new().limit(0),
+        FetchSpec::new()
+            .order_by("$SessionId")
+            .descending()
+            .limit(7),
+        FetchSpec::new()
+            .properties(["$Country", "Tier"])
+            .order_by("$Country")
+            .offset(10)
+            .limit(25),
+        FetchSpec::new()
+            .all_properties()
+            .order_by("Department")
+            .descending()
+            .limit(40),
+        FetchSpec::new().order_by("$Roles").offset(4990),
+        FetchSpec::new()
+            .properties(["Tier"])
+            .order_by("Department")
+            .offset(3990),
+    ];
+    runtime().block_on(async {
+        let nats = cluster::connect(&nats.url()).await.unwrap();
+        let client = ClusterClient::connect(nats, "union").await.unwrap();
+        for filter in FILTERS {
+            for spec in &specs {
+                let answer = client.fetch(filter, spec).await.unwrap();
+                assert!(answer.is_complete(), "{answer:?}");
+                let expected = store.fetch(filter, &spec.to_request()).unwrap();
+                assert_eq!(answer.value, expected, "{filter} {spec:?}");
+                let figures: usize = answer.answered.iter().map(|m| m.figure).sum();
+                assert_eq!(figures, expected.total);
+            }
+        }
+    });
     // The parts together are exactly the population `select` uses.
     let local = Command::new(BIN)
         .args(["select", "--count", "-q", "all"])
@@ -321,7 +359,7 @@ fn count_and_select_equal_one_store_over_the_union() {
 }
 
 #[test]
-fn close_and_roles_by_filter_change_every_member_and_sum_the_matches() {
+fn close_roles_and_set_by_filter_change_every_member_and_sum_the_matches() {
     let Some(nats) = nats() else { return };
     let _members = three_members(&nats, "change");
     let store = union_store();
@@ -348,6 +386,28 @@ fn close_and_roles_by_filter_change_every_member_and_sum_the_matches() {
         let out = cluster_cli(&url, "change", &["count", check]);
         assert_eq!(figure(&out, 0), store.count(check).unwrap(), "{check}");
     }
+
+    let filter = "Department is 'Sales' or $Country is 'uk'";
+    let change = PropertyChange::new()
+        .set("Tier", "platinum")
+        .set("$Country", "uk")
+        .remove("Status");
+    let expected = store.change_properties(filter, &change).unwrap();
+    let json = r#"{"Tier": "platinum", "$Country": "uk", "Status": null}"#;
+    let out = cluster_cli(&url, "change", &["set", filter, json]);
+    assert_eq!(figure(&out, 0), expected);
+    for check in [
+        "Tier is 'platinum'",
+        "has Status",
+        "$Country is 'UK'",
+        "$Country is 'uk'",
+    ] {
+        let out = cluster_cli(&url, "change", &["count", check]);
+        assert_eq!(figure(&out, 0), store.count(check).unwrap(), "{check}");
+    }
+    // A fixed key that cannot be set is refused before anything is sent.
+    let out = cluster_cli(&url, "change", &["set", "all", r#"{"$SessionId": "x"}"#]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 
     let filter = "hasRoles ['it staff'] or $Country is 'UK'";
     let expected = store.close(filter).unwrap();

@@ -11,7 +11,7 @@ use super::member::to_payload;
 use super::membership::{open_bucket, Membership};
 use super::wire::{Operation, Outcome, Page, PageEntry, Reply, Request, VERSION};
 use super::{check_name, request_subject, ClusterError, FetchSpec};
-use crate::{SessionStore, StoreOptions};
+use crate::{FetchPage, FetchedSession, PropertyChange, SessionStore, StoreOptions};
 
 /// The combined answer of a cluster to one operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,6 +143,42 @@ impl ClusterClient {
         Ok(answer.with(ids))
     }
 
+    /// A page of the sessions that match `filter` (SPEC 6.2), merged from
+    /// the members' pages in the requested order; `total` is the number of
+    /// matches on all the members that answered.
+    pub async fn fetch(
+        &self,
+        filter: &str,
+        spec: &FetchSpec,
+    ) -> Result<ClusterAnswer<FetchPage>, ClusterError> {
+        self.checker.fetch(filter, &spec.to_request())?;
+        let gathered = self
+            .gather(filter, Operation::Fetch(member_spec(spec)))
+            .await?;
+        let mut pages = Vec::new();
+        let answer = gathered.combine(|outcome| match outcome {
+            Outcome::Page(page) => {
+                let figure = page.total;
+                pages.push(page);
+                Some(figure)
+            }
+            _ => None,
+        });
+        let merged = merge_pages(spec, pages);
+        let page = FetchPage {
+            total: merged.total,
+            sessions: merged
+                .sessions
+                .into_iter()
+                .map(|entry| FetchedSession {
+                    id: entry.id,
+                    properties: entry.properties,
+                })
+                .collect(),
+        };
+        Ok(answer.with(page))
+    }
+
     /// Closes the sessions that match `filter` on every member; the value is
     /// how many were closed.
     pub async fn close(&self, filter: &str) -> Result<ClusterAnswer<usize>, ClusterError> {
@@ -167,6 +203,23 @@ impl ClusterClient {
             add: owned(roles_to_add),
         };
         self.sum(filter, op).await
+    }
+
+    /// Sets and removes properties of the sessions that match `filter` on
+    /// every member (SPEC 6.1); the value is the number of matching
+    /// sessions.
+    pub async fn change_properties(
+        &self,
+        filter: &str,
+        change: &PropertyChange,
+    ) -> Result<ClusterAnswer<usize>, ClusterError> {
+        self.checker.change_properties(filter, change)?;
+        let properties = change
+            .iter()
+            .map(|(key, value)| (key.to_owned(), value.map(str::to_owned)))
+            .collect();
+        self.sum(filter, Operation::ChangeProperties { properties })
+            .await
     }
 
     /// Runs an operation whose answers are counts, and sums them.
@@ -290,8 +343,6 @@ impl ClusterAnswer<()> {
     }
 }
 
-// Used once `fetch` lands with the store's fetch.
-#[allow(dead_code)]
 /// Merges the members' pages of a fetch into the page `spec` asked for.
 pub(crate) fn merge_pages(spec: &FetchSpec, pages: Vec<Page>) -> Page {
     let total = pages
@@ -321,7 +372,6 @@ fn page_order(descending: bool, a: &PageEntry, b: &PageEntry) -> Ordering {
     by_value.then_with(|| a.id.cmp(&b.id))
 }
 
-#[allow(dead_code)]
 /// What each member is asked for in a fetch of `spec`: its first
 /// `offset + limit` matches, so that the merged list holds the page.
 pub(crate) fn member_spec(spec: &FetchSpec) -> FetchSpec {

@@ -11,10 +11,12 @@ use tokio::task::JoinHandle;
 
 use super::membership::open_bucket;
 use super::wire::{
-    Operation, Outcome, Reply, Request, WireError, WireErrorKind, MAX_ID_LEN, VERSION,
+    FetchSpec, Operation, Outcome, Page, PageEntry, Reply, Request, WireError, WireErrorKind,
+    MAX_ID_LEN, VERSION,
 };
 use super::{check_name, request_subject, ClusterError, FORGET_AFTER};
-use crate::SessionStore;
+use crate::properties::SESSION_ID;
+use crate::{PropertyChange, SessionStore};
 
 /// Settings of a [`Member`].
 #[derive(Clone, Debug)]
@@ -339,11 +341,10 @@ fn execute(store: &SessionStore, filter: &str, op: Operation) -> Outcome {
                 .change_roles(filter, &remove, &add)
                 .map(Outcome::Count)
         }
-        Operation::Fetch(_) | Operation::ChangeProperties { .. } => {
-            return error(
-                WireErrorKind::Invalid,
-                "this member does not support the operation yet".into(),
-            )
+        Operation::Fetch(spec) => fetch(store, filter, &spec).map(Outcome::Page),
+        Operation::ChangeProperties { properties } => {
+            let change: PropertyChange = properties.into_iter().collect();
+            store.change_properties(filter, &change).map(Outcome::Count)
         }
     };
     result.unwrap_or_else(|e| {
@@ -352,6 +353,47 @@ fn execute(store: &SessionStore, filter: &str, op: Operation) -> Outcome {
             _ => WireErrorKind::Invalid,
         };
         error(kind, e.to_string())
+    })
+}
+
+/// A fetch, with each session's value of the order key, so that the
+/// client can merge the members' pages. The key is fetched for that even
+/// when it was not asked for, and then left out of the properties.
+fn fetch(store: &SessionStore, filter: &str, spec: &FetchSpec) -> Result<Page, crate::Error> {
+    let key = spec.order_key().to_owned();
+    let by_id = key == SESSION_ID;
+    let mut spec = spec.clone();
+    let mut added = false;
+    if !by_id && !spec.all_properties {
+        let keys = spec.properties.get_or_insert_with(Vec::new);
+        if !keys.contains(&key) {
+            keys.push(key.clone());
+            added = true;
+        }
+    }
+    let page = store.fetch(filter, &spec.to_request())?;
+    let sessions = page
+        .sessions
+        .into_iter()
+        .map(|session| {
+            let mut properties = session.properties;
+            let sort = if by_id {
+                Some(session.id.clone())
+            } else if added {
+                properties.remove(&key)
+            } else {
+                properties.get(&key).cloned()
+            };
+            PageEntry {
+                id: session.id,
+                sort,
+                properties,
+            }
+        })
+        .collect();
+    Ok(Page {
+        total: page.total,
+        sessions,
     })
 }
 

@@ -27,6 +27,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::FetchRequest;
+
 /// The version of the format this module speaks.
 pub const VERSION: u32 = 1;
 
@@ -186,6 +188,27 @@ impl FetchSpec {
         self.order_by
             .as_deref()
             .unwrap_or(crate::properties::SESSION_ID)
+    }
+
+    /// The same request for [`SessionStore::fetch`](crate::SessionStore::fetch).
+    pub fn to_request(&self) -> FetchRequest {
+        let mut request = FetchRequest::new();
+        if self.all_properties {
+            request = request.all_properties();
+        } else if let Some(keys) = &self.properties {
+            request = request.properties(keys.iter().cloned());
+        }
+        if let Some(key) = &self.order_by {
+            request = request.order_by(key.clone());
+        }
+        if self.descending {
+            request = request.descending();
+        }
+        request = request.offset(self.offset);
+        if let Some(limit) = self.limit {
+            request = request.limit(limit);
+        }
+        request
     }
 }
 
