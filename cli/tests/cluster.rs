@@ -432,7 +432,7 @@ fn a_killed_member_makes_the_result_partial_until_it_is_forgotten() {
     members[2].signal("-KILL");
     members[2].wait_exit(Duration::from_secs(5));
     let killed = Instant::now();
-    let partial = (part_store(1).len() + part_store(2).len()) as usize;
+    let partial = part_store(1).len() + part_store(2).len();
     let out = cluster_cli(&url, "killed", &["--timeout-ms", "500", "count", "all"]);
     // The partial figure is printed, and the result is said to be partial.
     assert_eq!(figure(&out, 3), partial);

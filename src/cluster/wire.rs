@@ -105,7 +105,7 @@ impl Operation {
 }
 
 /// What a fetch asks for, on the wire: the fields of a
-/// [`FetchRequest`](crate::FetchRequest), flattened into the request.
+/// [`FetchRequest`], flattened into the request.
 ///
 /// It is a type of its own because the wire needs a stable, versioned
 /// shape, and because the client must know the order to merge the
