@@ -479,6 +479,24 @@ fn a_member_stopped_with_sigterm_is_no_longer_expected() {
 }
 
 #[test]
+fn a_member_stopped_while_the_broker_is_down_exits_in_bounded_time() {
+    let Some(nats) = nats() else { return };
+    let mut member = MemberProcess::start(&nats, "down", "m1", &["--demo-part", "1/3"]);
+    drop(nats);
+    let started = Instant::now();
+    member.signal("-TERM");
+    // It cannot deregister: it says so and exits 1, within its stop timeout.
+    let status = member.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    member.expect_line("deregister", Duration::from_secs(1));
+}
+
+#[test]
 fn a_member_slower_than_the_deadline_is_missing_and_the_rest_is_returned() {
     let Some(nats) = nats() else { return };
     let _members = three_members_with(&nats, "slow", &[&[], &[], &["--reply-delay-ms", "3000"]]);

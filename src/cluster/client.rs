@@ -250,15 +250,23 @@ impl ClusterClient {
             op,
         };
         let deadline = Instant::now() + self.timeout;
-        let mut replies = self
+        // A broker that is gone leaves these waiting for a reconnection:
+        // the deadline bounds them too.
+        let late = |action| ClusterError::broker(action, "the broker did not take it in time");
+        let subscribe = "subscribe to the replies";
+        let mut replies = tokio::time::timeout_at(deadline, self.nats.subscribe(inbox.clone()))
+            .await
+            .map_err(|_| late(subscribe))?
+            .map_err(|e| ClusterError::broker(subscribe, e))?;
+        let publish = "publish the request";
+        let payload = to_payload(&request).into();
+        let published = self
             .nats
-            .subscribe(inbox.clone())
+            .publish_with_reply(self.subject.clone(), inbox, payload);
+        tokio::time::timeout_at(deadline, published)
             .await
-            .map_err(|e| ClusterError::broker("subscribe to the replies", e))?;
-        self.nats
-            .publish_with_reply(self.subject.clone(), inbox, to_payload(&request).into())
-            .await
-            .map_err(|e| ClusterError::broker("publish the request", e))?;
+            .map_err(|_| late(publish))?
+            .map_err(|e| ClusterError::broker(publish, e))?;
         let mut waiting: BTreeSet<String> = expected.into_iter().collect();
         let mut answers: Vec<Reply> = Vec::new();
         while !waiting.is_empty() {

@@ -177,29 +177,44 @@ impl Member {
     /// Leaves the cluster cleanly: deregisters first, so that clients stop
     /// expecting this member, then finishes the request in hand and stops
     /// serving.
+    ///
+    /// When the broker does not answer, it gives up after
+    /// [`Member::STOP_TIMEOUT`] with an error; the membership entry then
+    /// expires as a dead member's would.
     pub async fn stop(mut self) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + Self::STOP_TIMEOUT;
+        let late = |action| ClusterError::broker(action, "the broker did not answer in time");
         if let Some(refreshing) = self.refreshing.take() {
             refreshing.abort();
             let _ = refreshing.await;
         }
-        let deregistered = self
-            .bucket
-            .delete(&self.name)
-            .await
-            .map_err(|e| ClusterError::broker("deregister from the membership bucket", e));
+        let deregister = "deregister from the membership bucket";
+        let deregistered =
+            match tokio::time::timeout_at(deadline, self.bucket.delete(&self.name)).await {
+                Ok(done) => done.map_err(|e| ClusterError::broker(deregister, e)),
+                Err(_) => Err(late(deregister)),
+            };
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(serving) = self.serving.take() {
-            let _ = serving.await;
+        if let Some(mut serving) = self.serving.take() {
+            if tokio::time::timeout_at(deadline, &mut serving)
+                .await
+                .is_err()
+            {
+                serving.abort();
+            }
         }
-        let flushed = self
-            .nats
-            .flush()
-            .await
-            .map_err(|e| ClusterError::broker("flush the last replies", e));
+        let flush = "flush the last replies";
+        let flushed = match tokio::time::timeout_at(deadline, self.nats.flush()).await {
+            Ok(done) => done.map_err(|e| ClusterError::broker(flush, e)),
+            Err(_) => Err(late(flush)),
+        };
         deregistered.and(flushed)
     }
+
+    /// How long [`Member::stop`] waits for the broker at most.
+    pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
 /// The serving loop's state.
