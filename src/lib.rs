@@ -50,6 +50,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod compile;
 #[doc(hidden)]
 pub mod demo;

@@ -1,8 +1,10 @@
 //! `session-filter`: the command-line face of the library (SPEC section 7).
 //!
 //! Exit codes: 0 on success, 2 on invalid input of any kind (filter, JSON,
-//! roles string, usage), 1 on an I/O failure.
+//! roles string, usage), 1 on an I/O failure (NATS unreachable included),
+//! 3 for a partial cluster result.
 
+mod cluster;
 mod fetch;
 mod select;
 mod watch;
@@ -140,6 +142,14 @@ enum Command {
         #[command(subcommand)]
         command: RolesCommand,
     },
+    /// Serve sessions to a cluster over NATS until SIGTERM or Ctrl-C (then
+    /// deregister): those of FILE (JSON lines, as `select` reads them), or
+    /// part I of N of the demo population.
+    Member(cluster::MemberArgs),
+    /// Run one bulk operation on every member of a cluster over NATS. Prints
+    /// the total (for `select`, the ids as JSON lines) on stdout and who
+    /// answered on stderr; exits 3 when the result is partial.
+    Cluster(cluster::ClusterArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -162,6 +172,8 @@ pub(crate) enum Failure {
     Invalid(String),
     /// An I/O failure: exit 1.
     Io(io::Error),
+    /// A partial cluster result, already printed and explained: exit 3.
+    Partial,
 }
 
 impl From<io::Error> for Failure {
@@ -184,6 +196,7 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
+        Err(Failure::Partial) => ExitCode::from(3),
     }
 }
 
@@ -292,6 +305,8 @@ fn run(command: Command) -> Result<(), Failure> {
                 .map_err(|e| Failure::Invalid(format!("expected a JSON array of strings, {e}")))?;
             print_line(&roles_to_string(&roles))
         }
+        Command::Member(args) => cluster::member(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }
 

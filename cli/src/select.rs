@@ -253,6 +253,15 @@ fn run_lines(
 
 /// Parses one JSON line into a session and matches it.
 fn evaluate(program: &Program, line: &[u8]) -> Result<Line, String> {
+    Ok(match session_from_line(line)? {
+        None => Line::Blank,
+        Some(session) if program.matches(&session) => Line::Match(session),
+        Some(_) => Line::Miss,
+    })
+}
+
+/// Parses one JSON line into a session; `None` for a blank line.
+pub(crate) fn session_from_line(line: &[u8]) -> Result<Option<Session>, String> {
     let text = std::str::from_utf8(line).map_err(|e| {
         format!(
             "expected UTF-8 text, found an invalid byte at offset {}",
@@ -260,16 +269,11 @@ fn evaluate(program: &Program, line: &[u8]) -> Result<Line, String> {
         )
     })?;
     if text.trim().is_empty() {
-        return Ok(Line::Blank);
+        return Ok(None);
     }
     let props: Props =
         serde_json::from_str(text).map_err(|e| format!("invalid session JSON: {e}"))?;
-    let session = session_of(props.0)?;
-    Ok(if program.matches(&session) {
-        Line::Match(session)
-    } else {
-        Line::Miss
-    })
+    session_of(props.0).map(Some)
 }
 
 /// Builds a session from a JSON object's entries: string values, `$Roles`
