@@ -253,6 +253,16 @@ fn run_lines(
 
 /// Parses one JSON line into a session and matches it.
 fn evaluate(program: &Program, line: &[u8]) -> Result<Line, String> {
+    Ok(match parse_session(line)? {
+        None => Line::Blank,
+        Some(session) if program.matches(&session) => Line::Match(session),
+        Some(_) => Line::Miss,
+    })
+}
+
+/// Parses one JSON line into a session (`None` for a blank line), as
+/// `select` reads its input; `serve` loads its file with it too.
+pub(crate) fn parse_session(line: &[u8]) -> Result<Option<Session>, String> {
     let text = std::str::from_utf8(line).map_err(|e| {
         format!(
             "expected UTF-8 text, found an invalid byte at offset {}",
@@ -260,7 +270,7 @@ fn evaluate(program: &Program, line: &[u8]) -> Result<Line, String> {
         )
     })?;
     if text.trim().is_empty() {
-        return Ok(Line::Blank);
+        return Ok(None);
     }
     let props: Props =
         serde_json::from_str(text).map_err(|e| format!("invalid session JSON: {e}"))?;
@@ -279,12 +289,7 @@ fn evaluate(program: &Program, line: &[u8]) -> Result<Line, String> {
         pairs.push((key, value));
     }
     // Session::new checks keys and duplicates as the store does.
-    let session = Session::new(pairs).map_err(|e| e.to_string())?;
-    Ok(if program.matches(&session) {
-        Line::Match(session)
-    } else {
-        Line::Miss
-    })
+    Session::new(pairs).map(Some).map_err(|e| e.to_string())
 }
 
 /// A session object's entries, in order, duplicates kept for the caller to
