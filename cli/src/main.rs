@@ -5,6 +5,7 @@
 
 mod fetch;
 mod select;
+mod serve;
 
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
@@ -110,6 +111,8 @@ enum Command {
         #[command(subcommand)]
         command: RolesCommand,
     },
+    /// Serve the web console and its JSON API over a store of sessions.
+    Serve(serve::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -249,6 +252,7 @@ fn run(command: Command) -> Result<(), Failure> {
                 .map_err(|e| Failure::Invalid(format!("expected a JSON array of strings, {e}")))?;
             print_line(&roles_to_string(&roles))
         }
+        Command::Serve(args) => serve::run(args),
     }
 }
 
