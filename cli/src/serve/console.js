@@ -70,7 +70,12 @@ function formatCount(n) {
 
 // ---- checking and counting as you type ----
 
-async function refresh({ keepOffset = false } = {}) {
+// A keystroke checks and counts at once; the page of matches waits until
+// typing pauses, since a broad prefix (`$Country in ['UK']`) can have many
+// matches to order while the count of any filter stays cheap.
+const PAGE_DELAY_MS = 80;
+
+async function refresh({ keepOffset = false, pageNow = false } = {}) {
   const text = $("filter").value;
   if (!keepOffset) state.offset = 0;
   if (state.controller) state.controller.abort();
@@ -84,11 +89,15 @@ async function refresh({ keepOffset = false } = {}) {
     return;
   }
   const started = performance.now();
-  let check, page;
+  const pageLater = new Promise((resolve) => setTimeout(resolve, pageNow ? 0 : PAGE_DELAY_MS)).then(() =>
+    seq === state.seq && !controller.signal.aborted ? post("/api/fetch", pageRequest(text), controller.signal) : null,
+  );
+  pageLater.catch(() => {}); // awaited below, unless the filter is bad
+  let check, count;
   try {
-    [check, page] = await Promise.all([
+    [check, count] = await Promise.all([
       post("/api/check", { filter: text }, controller.signal),
-      post("/api/fetch", pageRequest(text), controller.signal),
+      post("/api/fetch", { filter: text, limit: 0 }, controller.signal),
     ]);
   } catch (e) {
     if (e.name !== "AbortError") {
@@ -99,28 +108,43 @@ async function refresh({ keepOffset = false } = {}) {
   }
   if (seq !== state.seq) return;
   const elapsed = performance.now() - started;
-  probe.timings.push({ filter: text, ms: elapsed });
+  probe.timings.push({ filter: text, ms: elapsed, valid: check.ok });
   if (probe.timings.length > 1000) probe.timings.shift();
   if (!check.ok) {
+    controller.abort();
     showVerdict(null, check.body.error);
     settled(text);
     return;
   }
   showVerdict(check.body.canonical, null);
-  if (!page.ok) {
-    showPageError(page.body.error);
+  if (!count.ok) {
+    controller.abort();
+    showPageError(count.body.error);
     settled(text);
     return;
   }
-  state.total = page.body.total;
-  $("count").textContent = formatCount(page.body.total);
-  $("count").dataset.count = String(page.body.total);
-  const server = (check.serverMs ?? 0) + (page.serverMs ?? 0);
-  $("timing").textContent = `${elapsed.toFixed(1)} ms round trip, ${server.toFixed(1)} ms in the server`;
+  state.total = count.body.total;
+  $("count").textContent = formatCount(count.body.total);
+  $("count").dataset.count = String(count.body.total);
+  const server = (check.serverMs ?? 0) + (count.serverMs ?? 0);
+  $("timing").textContent = `checked and counted in ${elapsed.toFixed(1)} ms (${server.toFixed(1)} ms in the server)`;
   $("timing").dataset.ms = elapsed.toFixed(2);
-  renderTable(page.body.sessions);
-  settled(text);
   if ($("explain-panel").open) scheduleExplain();
+  let page;
+  try {
+    page = await pageLater;
+  } catch (e) {
+    if (e.name !== "AbortError") showPageError({ message: String(e) });
+    return;
+  }
+  if (!page || seq !== state.seq) return;
+  if (!page.ok) {
+    showPageError(page.body.error);
+  } else {
+    state.total = page.body.total;
+    renderTable(page.body.sessions);
+  }
+  settled(text);
 }
 
 function showVerdict(canonical, error) {
@@ -193,12 +217,12 @@ function sortBy(key) {
     state.descending = false;
   }
   state.orderBy = key;
-  refresh();
+  refresh({ pageNow: true });
 }
 
 function turnPage(direction) {
   state.offset = Math.max(0, state.offset + direction * pageSize());
-  refresh({ keepOffset: true });
+  refresh({ keepOffset: true, pageNow: true });
 }
 
 // ---- program and plan ----
@@ -354,8 +378,8 @@ async function loadInfo() {
 
 document.addEventListener("DOMContentLoaded", async () => {
   $("filter").addEventListener("input", () => refresh());
-  $("columns").addEventListener("change", () => refresh({ keepOffset: true }));
-  $("page-size").addEventListener("change", () => refresh());
+  $("columns").addEventListener("change", () => refresh({ keepOffset: true, pageNow: true }));
+  $("page-size").addEventListener("change", () => refresh({ pageNow: true }));
   $("prev").addEventListener("click", () => turnPage(-1));
   $("next").addEventListener("click", () => turnPage(1));
   $("explain-panel").addEventListener("toggle", () => { if ($("explain-panel").open) explain(); });

@@ -14,6 +14,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use rayon::prelude::*;
 use session_filter::{Limits, SessionStore, StoreOptions};
 
@@ -94,6 +95,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
             churn::spawn(app.clone(), rate, ids);
         }
         eprintln!("listening on http://{addr}");
+        // Small answers go out at once, not after the client's delayed ACK.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, api::router(app)).await?;
         Ok(())
     })

@@ -20,6 +20,9 @@ const BIN = need("SESSION_FILTER_BIN");
 const SCREENSHOT =
   process.env.SCREENSHOT || fileURLToPath(new URL("./console.png", import.meta.url));
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+// Optional: a server with a large population (--demo-sessions 1000000) to
+// measure the round trip of each keystroke on.
+const MEASURE_URL = process.env.MEASURE_URL;
 
 function need(name) {
   const value = process.env[name];
@@ -57,6 +60,19 @@ async function firstColumn(page) {
   return page.locator("#sessions tbody tr td:first-child").allInnerTexts();
 }
 
+/// Prints the check-and-count round trips of the keystrokes typed so far.
+async function reportKeystrokes(page, label = "") {
+  const timings = await page.evaluate(() => window.sessionFilterConsole.timings.splice(0));
+  const ms = timings.map((t) => t.ms).sort((a, b) => a - b);
+  const valid = timings.filter((t) => t.valid).map((t) => t.ms).sort((a, b) => a - b);
+  const stats = (v) => (v.length ? `median ${v[v.length >> 1].toFixed(1)} ms, max ${v[v.length - 1].toFixed(1)} ms` : "-");
+  console.log(
+    `   ${label}${ms.length} keystrokes over ${await data(page, "#store-size", "count")} sessions, ` +
+      `check and count round trip: ${stats(ms)}; ${valid.length} valid filters: ${stats(valid)}`,
+  );
+  return ms;
+}
+
 const steps = [];
 async function step(name, body) {
   const started = Date.now();
@@ -91,7 +107,8 @@ try {
   });
   page.on("request", (r) => {
     const url = r.url();
-    if (!url.startsWith(SERVE_URL) && !url.startsWith(CHURN_URL)) problems.push(`fetched ${url}`);
+    const ours = [SERVE_URL, CHURN_URL, MEASURE_URL].some((base) => base && url.startsWith(base));
+    if (!ours) problems.push(`fetched ${url}`);
   });
 
   await page.goto(SERVE_URL);
@@ -107,12 +124,7 @@ try {
     assert.equal(await page.locator("#error").isHidden(), true);
     const count = cli("select", filter, "--count", "--quiet");
     assert.equal(await data(page, "#count", "count"), count.stdout.trim());
-    const timings = await page.evaluate(() => window.sessionFilterConsole.timings);
-    const ms = timings.map((t) => t.ms).sort((a, b) => a - b);
-    console.log(
-      `   ${ms.length} keystrokes over ${await data(page, "#store-size", "count")} sessions: ` +
-        `median ${ms[ms.length >> 1].toFixed(1)} ms, max ${ms[ms.length - 1].toFixed(1)} ms a round trip`,
-    );
+    await reportKeystrokes(page);
   });
 
   await step("a bad filter shows the CLI's message with the caret under its column", async () => {
@@ -238,6 +250,24 @@ try {
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     console.log(`   saved ${SCREENSHOT}`);
   });
+
+  if (MEASURE_URL) {
+    await step("keystroke latency on a large store", async () => {
+      await page.goto(MEASURE_URL);
+      await page.waitForFunction(() => document.getElementById("store-size").dataset.count);
+      await settle(page);
+      for (const filter of [
+        "$Principal is 'name42' and hasRoles ['trader']",
+        "$Country in ['UK', 'NZ'] and Tier is 'gold' and Department is 'Legal'",
+        "$SessionId in ['s000042', 's123456', 's999999']",
+        "$ClientIP is '10.1.2.3' or $Principal is 'name7'",
+      ]) {
+        await page.evaluate(() => window.sessionFilterConsole.timings.splice(0));
+        await typeFilter(page, filter);
+        await reportKeystrokes(page, `${filter}: ${await data(page, "#count", "count")} matches; `);
+      }
+    });
+  }
 
   assert.deepEqual(problems, [], "no page errors and nothing fetched from elsewhere");
 } catch (e) {
