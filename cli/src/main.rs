@@ -7,6 +7,7 @@
 mod cluster;
 mod fetch;
 mod select;
+mod serve;
 mod watch;
 
 use std::io::{self, Read, Write};
@@ -150,6 +151,8 @@ enum Command {
     /// the total (for `select`, the ids as JSON lines) on stdout and who
     /// answered on stderr; exits 3 when the result is partial.
     Cluster(cluster::ClusterArgs),
+    /// Serve the web console and its JSON API over a store of sessions.
+    Serve(serve::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -307,6 +310,7 @@ fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Member(args) => cluster::member(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

@@ -1,0 +1,151 @@
+//! `serve [FILE]`: the web console and its JSON API over a [`SessionStore`].
+//!
+//! The sessions come from FILE (JSON lines, read as `select` reads them) or,
+//! without FILE, from the demo population `select` uses. The page, its
+//! style and its script are embedded in the binary (see [`api`]); nothing is
+//! fetched from elsewhere. With `--churn` a thread plays sessions connecting,
+//! changing and closing (see [`churn`]), so live watches show life.
+
+mod api;
+mod churn;
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use rayon::prelude::*;
+use session_filter::{Limits, SessionStore, StoreOptions};
+
+use crate::{select, Failure};
+
+/// The most `--churn` events a second.
+const MAX_CHURN: f64 = 100_000.0;
+
+/// Options of `serve`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// JSON-lines sessions, as `select` reads them, or `-` for stdin;
+    /// without FILE, the demo population `select` uses.
+    file: Option<String>,
+    /// The address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Allow the bulk actions: close, roles and properties.
+    #[arg(long)]
+    allow_writes: bool,
+    /// Simulate sessions connecting, changing properties and roles, and
+    /// closing, at about this many events a second.
+    #[arg(long, value_name = "PER_SECOND")]
+    churn: Option<f64>,
+    /// The size of the demo population (for tests and measurements).
+    #[arg(long, value_name = "N", hide = true, conflicts_with = "file")]
+    demo_sessions: Option<usize>,
+}
+
+/// What every request handler shares.
+pub(crate) struct App {
+    pub store: SessionStore,
+    /// The store's filter limits, for `check`, which parses without the store.
+    pub limits: Limits,
+    pub allow_writes: bool,
+    pub churn: Option<f64>,
+    /// Open watch streams, to bound them.
+    pub watches: AtomicUsize,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let churn = match args.churn {
+        Some(rate) if !(rate > 0.0 && rate <= MAX_CHURN) => {
+            return Err(Failure::Invalid(format!(
+                "--churn: expected a number of events a second above 0 and at most {MAX_CHURN}, \
+                 found {rate}"
+            )))
+        }
+        rate => rate,
+    };
+    let limits = Limits::default();
+    let store = SessionStore::with_options(StoreOptions::new().limits(limits));
+    let ids = match &args.file {
+        Some(path) => load_file(&store, path)?,
+        None => load_demo(&store, args.demo_sessions.unwrap_or(select::DEMO_SESSIONS))?,
+    };
+    let app = Arc::new(App {
+        store,
+        limits,
+        allow_writes: args.allow_writes,
+        churn,
+        watches: AtomicUsize::new(0),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .map_err(|e| {
+                Failure::Io(io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {}: {e}", args.addr),
+                ))
+            })?;
+        let addr = listener.local_addr()?;
+        if let Some(rate) = churn {
+            churn::spawn(app.clone(), rate, ids);
+        }
+        eprintln!("listening on http://{addr}");
+        // Small answers go out at once, not after the client's delayed ACK.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, api::router(app)).await?;
+        Ok(())
+    })
+}
+
+/// Loads demo sessions `0..n`, in parallel; returns their ids.
+fn load_demo(store: &SessionStore, n: usize) -> Result<Vec<String>, Failure> {
+    (0..n as u64)
+        .into_par_iter()
+        .map(|i| {
+            let props = session_filter::demo::properties(i);
+            let id = props.first().map(|(_, id)| id.clone()).unwrap_or_default();
+            store.insert(props).map(|()| id)
+        })
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(|e| Failure::Invalid(format!("demo population: {e}")))
+}
+
+/// Loads JSON-lines sessions from `path` (`-`: stdin); each needs a
+/// `$SessionId` no other line has. Returns their ids.
+fn load_file(store: &SessionStore, path: &str) -> Result<Vec<String>, Failure> {
+    let reader: Box<dyn Read> = if path == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(path).map_err(|e| {
+            Failure::Io(io::Error::new(e.kind(), format!("cannot open {path}: {e}")))
+        })?)
+    };
+    let mut reader = BufReader::new(reader);
+    let mut ids = Vec::new();
+    let mut line = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(ids);
+        }
+        line_no += 1;
+        let invalid =
+            |message: String| Failure::Invalid(format!("{path}: line {line_no}: {message}"));
+        let Some(session) = select::session_from_line(&line).map_err(invalid)? else {
+            continue;
+        };
+        let id = session.id().map(|id| id.to_string());
+        store
+            .insert_session(session)
+            .map_err(|e| invalid(e.to_string()))?;
+        ids.extend(id);
+    }
+}
