@@ -107,6 +107,20 @@ struct Shard {
     free: Vec<u32>,
 }
 
+impl Shard {
+    fn add_memory(&self, m: &mut InternerMemory) {
+        m.strings += self.ids.len();
+        m.slots += self.slots.capacity() * std::mem::size_of::<Slot>();
+        m.table += self.ids.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1);
+        for text in self.slots.iter().filter_map(|s| s.text.as_ref()) {
+            // An `Arc<str>` block: two counts, then the text.
+            m.text += 16 + text.len();
+            m.text_allocations += 1;
+        }
+        m.free += self.free.capacity() * 4;
+    }
+}
+
 struct Interner {
     shards: Vec<Mutex<Shard>>,
     hasher: RandomState,
@@ -226,6 +240,46 @@ pub(crate) fn resolve(sym: Sym) -> Option<Arc<str>> {
 /// ```
 pub fn interned_count() -> usize {
     (0..SHARDS).map(|i| INTERNER.lock(i).ids.len()).sum()
+}
+
+/// Bytes the interner holds, by part, counted from the capacity of its
+/// structures (what the allocator was asked for, not what it rounds up to).
+///
+/// ```
+/// let m = session_filter::interner_memory();
+/// assert!(m.total() >= m.slots);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InternerMemory {
+    /// Distinct strings held now.
+    pub strings: usize,
+    /// Slot tables: one entry per string, live or free.
+    pub slots: usize,
+    /// Hash tables that find a string's slot, control bytes included.
+    pub table: usize,
+    /// Text held outside the slots, in allocations of its own.
+    pub text: usize,
+    /// Text allocations, each one a heap block of its own.
+    pub text_allocations: usize,
+    /// Free-slot lists.
+    pub free: usize,
+}
+
+impl InternerMemory {
+    /// All the parts together.
+    pub fn total(&self) -> usize {
+        self.slots + self.table + self.text + self.free
+    }
+}
+
+/// What the interner holds now, by part (see [`InternerMemory`]).
+pub fn interner_memory() -> InternerMemory {
+    let mut m = InternerMemory::default();
+    for i in 0..SHARDS {
+        INTERNER.lock(i).add_memory(&mut m);
+    }
+    m
 }
 
 /// A held interned string: equal strings give equal handles, compared by id.

@@ -527,6 +527,22 @@ impl Session {
         out
     }
 
+    /// Bytes the session holds outside its record, and in how many heap
+    /// blocks.
+    pub(crate) fn heap_bytes(&self) -> (usize, usize) {
+        let mut bytes = 0;
+        let mut blocks = 0;
+        if self.others.spilled() {
+            bytes += self.others.capacity() * 8;
+            blocks += 1;
+        }
+        if self.roles.spilled() {
+            bytes += self.roles.capacity() * 4;
+            blocks += 1;
+        }
+        (bytes, blocks)
+    }
+
     /// Every interned id the session holds a reference to.
     fn held(&self) -> impl Iterator<Item = Sym> + '_ {
         self.fixed

@@ -224,6 +224,27 @@ impl Index {
         map(&self.values) + map(&self.keys) + map(&self.roles) + map(&self.role_counts)
     }
 
+    /// Bytes of the hash tables and of the postings' own heap.
+    pub(super) fn memory(&self) -> (usize, usize) {
+        fn map<K>(m: &AHashMap<K, Posting>) -> (usize, usize) {
+            let entry = std::mem::size_of::<K>() + std::mem::size_of::<Posting>() + 1;
+            (
+                m.capacity() * entry,
+                m.values().map(Posting::heap_bytes).sum::<usize>(),
+            )
+        }
+        let parts = [
+            map(&self.values),
+            map(&self.keys),
+            map(&self.roles),
+            map(&self.role_counts),
+        ];
+        (
+            parts.iter().map(|p| p.0).sum(),
+            parts.iter().map(|p| p.1).sum(),
+        )
+    }
+
     /// The postings a test reads: how many, and their total size.
     fn postings_of<'a>(
         &'a self,

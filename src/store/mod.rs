@@ -42,6 +42,7 @@ use rayon::prelude::*;
 use self::cache::FilterCache;
 use self::index::OpStats;
 use self::shard::Shard;
+pub use self::shard::StoreMemory;
 use self::watch::Hub;
 pub use self::watch::{Watch, WatchEvent, WatchOptions};
 use crate::error::Error;
@@ -561,6 +562,17 @@ impl SessionStore {
             .iter()
             .map(|s| Self::read(s).index_bytes())
             .sum()
+    }
+
+    /// What the store's own structures hold now, by part (see
+    /// [`StoreMemory`]); the strings are the interner's
+    /// ([`interner_memory`](crate::interner_memory)).
+    pub fn memory(&self) -> StoreMemory {
+        let mut m = StoreMemory::default();
+        for shard in self.shards.iter() {
+            Self::read(shard).add_memory(&mut m);
+        }
+        m
     }
 
     /// How the store would run `filter`: the compiled program, then for each

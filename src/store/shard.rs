@@ -14,6 +14,58 @@ use crate::session::{RoleChange, Session};
 use crate::util::properties::SESSION_ID;
 use crate::vm::Program;
 
+/// Bytes a store's own structures hold, by part, counted from their
+/// capacities (what the allocator was asked for, not what it rounds up to,
+/// and not the interned strings: see [`interner_memory`](crate::interner_memory)).
+///
+/// ```
+/// use session_filter::SessionStore;
+/// let store = SessionStore::new();
+/// store.insert([("$SessionId", "s1"), ("$Country", "UK")])?;
+/// let m = store.memory();
+/// assert_eq!(m.sessions, 1);
+/// assert!(m.slots >= 1 && m.total() > m.records);
+/// # Ok::<(), session_filter::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreMemory {
+    /// Live sessions.
+    pub sessions: usize,
+    /// Session slots allocated, live or free.
+    pub slots: usize,
+    /// The slot arrays: every slot's session record.
+    pub records: usize,
+    /// What live sessions hold outside their records (property and role
+    /// lists too long to sit in the record).
+    pub session_heap: usize,
+    /// Allocations behind `session_heap`, each a heap block of its own.
+    pub session_allocations: usize,
+    /// The live-slot sets (a bit per slot, and a bitmap for the planner).
+    pub live: usize,
+    /// Free-slot lists.
+    pub free: usize,
+    /// The `$SessionId` → slot maps.
+    pub ids: usize,
+    /// The inverted indexes' hash tables (entries and control bytes).
+    pub index_tables: usize,
+    /// The postings' own heap: slot vectors and bitmaps.
+    pub index_postings: usize,
+}
+
+impl StoreMemory {
+    /// All the parts together.
+    pub fn total(&self) -> usize {
+        self.records
+            + self.session_heap
+            + self.live
+            + self.free
+            + self.ids
+            + self.index_tables
+            + self.index_postings
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Shard {
     /// Sessions by slot; free slots hold an empty session (which holds no strings).
@@ -192,6 +244,26 @@ impl Shard {
                 Answer::Scan
             ),
             None => true,
+        }
+    }
+
+    /// Adds what this shard holds to `m`.
+    pub(super) fn add_memory(&self, m: &mut StoreMemory) {
+        m.sessions += self.len();
+        m.slots += self.sessions.capacity();
+        m.records += self.sessions.capacity() * std::mem::size_of::<Session>();
+        for (_, s) in self.sessions() {
+            let (bytes, blocks) = s.heap_bytes();
+            m.session_heap += bytes;
+            m.session_allocations += blocks;
+        }
+        m.live += self.live_words.capacity() * 8 + self.live.serialized_size();
+        m.free += self.free.capacity() * 4;
+        m.ids += self.positions.capacity() * (std::mem::size_of::<(Sym, u32)>() + 1);
+        if let Some(index) = &self.index {
+            let (tables, postings) = index.memory();
+            m.index_tables += tables;
+            m.index_postings += postings;
         }
     }
 
