@@ -141,7 +141,7 @@ pub(crate) fn fixed_slot(key: &str) -> Option<usize> {
 pub struct Session {
     pub(crate) fixed: [Sym; FIXED_SLOTS],
     /// Other properties, sorted by key id, keys distinct.
-    pub(crate) others: SmallVec<[(Sym, Sym); 4]>,
+    pub(crate) others: SmallVec<[(Sym, Sym); 3]>,
     /// Roles, distinct, in first-seen order.
     pub(crate) roles: SmallVec<[Sym; 4]>,
 }
@@ -684,6 +684,12 @@ impl fmt::Debug for PropertyValue<'_> {
 mod tests {
     use super::*;
     use crate::util::properties::{COUNTRY, SESSION_ID};
+
+    #[test]
+    fn session_record_stays_small() {
+        // 16 fixed slots, three other pairs and four roles inline.
+        assert_eq!(std::mem::size_of::<Session>(), 120);
+    }
 
     #[test]
     fn roles_slot_is_found_at_compile_time() {
