@@ -24,6 +24,7 @@ use smallvec::SmallVec;
 
 use std::ops::ControlFlow;
 
+use super::shard::IdMap;
 use crate::intern::Sym;
 use crate::session::{KeyId, Session, Term, SESSION_ID_SLOT};
 use crate::vm::{Pool, Program, Reach, SetOracle, Test};
@@ -581,7 +582,7 @@ pub(super) struct ShardView<'a> {
     pub sessions: &'a [Session],
     pub live: &'a RoaringBitmap,
     /// `$SessionId` → slot.
-    pub positions: &'a AHashMap<Sym, u32>,
+    pub ids: &'a IdMap,
 }
 
 /// Answers `program` for a shard from its index, or says a scan is better.
@@ -652,7 +653,7 @@ impl SetOracle for Planner<'_, '_> {
                 let answer: RoaringBitmap = match &ids {
                     Some(ids) => ids
                         .iter()
-                        .filter_map(|v| self.shard.positions.get(v).copied())
+                        .filter_map(|&v| self.shard.ids.get(self.shard.sessions, v))
                         .collect(),
                     None => self.index.answer(program, test),
                 };

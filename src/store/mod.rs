@@ -34,15 +34,15 @@ pub use self::fetch::{FetchPage, FetchRequest, FetchedSession};
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use ahash::RandomState;
 use rayon::prelude::*;
 
 use self::cache::FilterCache;
 use self::index::OpStats;
-use self::shard::Shard;
 pub use self::shard::StoreMemory;
+use self::shard::{Shard, ShardWriter};
 use self::watch::Hub;
 pub use self::watch::{Watch, WatchEvent, WatchOptions};
 use crate::error::Error;
@@ -200,8 +200,10 @@ impl SessionStore {
         shard.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(shard: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
-        shard.write().unwrap_or_else(PoisonError::into_inner)
+    /// The shard, locked for writing; it compacts when the lock is let go
+    /// if removals left it sparse.
+    fn write(shard: &RwLock<Shard>) -> ShardWriter<'_> {
+        ShardWriter::new(shard.write().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Compiles a filter with the store's limits; the error is the positioned
