@@ -355,6 +355,15 @@ pub(crate) fn release(sym: Sym) {
         *slot = Slot::FREE;
     }
     shard.free.push(i);
+    // The table follows the live strings down, not only up (halving it
+    // costs one rehash per half of the strings gone).
+    let (len, capacity) = (shard.table.len(), shard.table.capacity());
+    if capacity > 1024 && len * 4 < capacity {
+        let Shard {
+            table, chunks, long, ..
+        } = shard;
+        table.shrink_to(len * 2, |&j| interner.hash(text_in(chunks, long, j)));
+    }
 }
 
 /// The string of a held `sym` (`None` for markers and free slots), copied
