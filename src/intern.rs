@@ -360,7 +360,10 @@ pub(crate) fn release(sym: Sym) {
     let (len, capacity) = (shard.table.len(), shard.table.capacity());
     if capacity > 1024 && len * 4 < capacity {
         let Shard {
-            table, chunks, long, ..
+            table,
+            chunks,
+            long,
+            ..
         } = shard;
         table.shrink_to(len * 2, |&j| interner.hash(text_in(chunks, long, j)));
     }
