@@ -4,7 +4,8 @@
 //! their place in [`FIXED_PROPERTIES`], so `$Country is 'DE'` reads one `u32`
 //! at a known offset. Other keys (user keys, and unknown `$` keys such as
 //! `$Version`) sit in a small vector sorted by key id. `$Roles` is held as a
-//! set of role ids, not as a string.
+//! set of role ids, not as a string. The record is 128 bytes (two cache
+//! lines): three other pairs and six roles fit in it, more spill to the heap.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -66,6 +67,12 @@ impl KeyId {
 
     pub(crate) fn other(key: Sym) -> KeyId {
         KeyId(key.as_u32())
+    }
+
+    /// The fixed slot this key names, if it is a fixed key.
+    pub(crate) fn fixed_slot(self) -> Option<usize> {
+        let slot = (u32::MAX - 2).checked_sub(self.0)? as usize;
+        (slot < FIXED_SLOTS).then_some(slot)
     }
 }
 

@@ -26,7 +26,7 @@ use std::ops::ControlFlow;
 
 use super::shard::IdMap;
 use crate::intern::Sym;
-use crate::session::{KeyId, Session, Term, SESSION_ID_SLOT};
+use crate::session::{KeyId, Session, Term, FIXED_SLOTS, SESSION_ID_SLOT};
 use crate::vm::{Pool, Program, Reach, SetOracle, Test};
 
 /// A posting stays a sorted vector up to this many slots.
@@ -226,6 +226,62 @@ impl Post<'_> {
     }
 }
 
+type ValueMap = AHashMap<Sym, ValuePosting>;
+
+/// The value maps by key: the fixed keys' by slot, so a lookup hashes once.
+#[derive(Default)]
+struct ValueMaps {
+    fixed: [ValueMap; FIXED_SLOTS],
+    other: AHashMap<KeyId, ValueMap>,
+}
+
+impl ValueMaps {
+    fn get(&self, key: KeyId) -> Option<&ValueMap> {
+        match key.fixed_slot() {
+            Some(slot) => self.fixed.get(slot),
+            None => self.other.get(&key),
+        }
+    }
+
+    fn get_mut(&mut self, key: KeyId) -> Option<&mut ValueMap> {
+        match key.fixed_slot() {
+            Some(slot) => self.fixed.get_mut(slot),
+            None => self.other.get_mut(&key),
+        }
+    }
+
+    fn entry(&mut self, key: KeyId) -> &mut ValueMap {
+        match key.fixed_slot().and_then(|slot| self.fixed.get_mut(slot)) {
+            Some(map) => map,
+            None => self.other.entry(key).or_default(),
+        }
+    }
+
+    /// Drops `key`'s map if it is empty and not a fixed key's.
+    fn remove_if_empty(&mut self, key: KeyId) {
+        if key.fixed_slot().is_none() && self.other.get(&key).is_some_and(|m| m.is_empty()) {
+            self.other.remove(&key);
+        }
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.other.is_empty() && self.fixed.iter().all(|m| m.is_empty())
+    }
+
+    fn bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(Sym, ValuePosting)>() + 1;
+        let outer = std::mem::size_of::<(KeyId, ValueMap)>() + 1;
+        self.other.capacity() * outer
+            + self
+                .fixed
+                .iter()
+                .chain(self.other.values())
+                .map(|m| m.capacity() * entry)
+                .sum::<usize>()
+    }
+}
+
 fn held(p: Option<&Posting>) -> Option<Post<'_>> {
     p.map(Post::Held)
 }
@@ -236,7 +292,7 @@ pub(super) struct Index {
     /// Per key, the slots of each value. A map per key keeps an entry to a
     /// value id and a `ValuePosting`: 8 bytes, where a map keyed by both
     /// with the posting inline took 24.
-    values: AHashMap<KeyId, AHashMap<Sym, ValuePosting>>,
+    values: ValueMaps,
     /// The postings of values that more than one session has; free places
     /// are empty and listed in `free_shared`.
     shared: Vec<Posting>,
@@ -293,7 +349,7 @@ impl Index {
             self.add_value(key, v, slot);
             return;
         }
-        let Some(map) = self.values.get_mut(&key) else {
+        let Some(map) = self.values.get_mut(key) else {
             return;
         };
         let Some(&posting) = map.get(&v) else {
@@ -329,13 +385,11 @@ impl Index {
                 }
             }
         }
-        if map.is_empty() {
-            self.values.remove(&key);
-        }
+        self.values.remove_if_empty(key);
     }
 
     fn add_value(&mut self, key: KeyId, v: Sym, slot: u32) {
-        let map = self.values.entry(key).or_default();
+        let map = self.values.entry(key);
         let (first, at) = match map.get(&v).map(|p| p.place()) {
             None => match ValuePosting::one(slot) {
                 Some(one) => {
@@ -381,7 +435,7 @@ impl Index {
 
     /// The posting of `key`'s value `v`.
     fn value(&self, key: KeyId, v: Sym) -> Option<Post<'_>> {
-        let posting = *self.values.get(&key)?.get(&v)?;
+        let posting = *self.values.get(key)?.get(&v)?;
         match posting.place() {
             None => Some(Post::One(posting.0)),
             Some(at) => self.shared.get(at).map(Post::Held),
@@ -418,14 +472,7 @@ impl Index {
             )
         }
         let parts = [map(&self.keys), map(&self.roles), map(&self.role_counts)];
-        let entry = std::mem::size_of::<(Sym, ValuePosting)>() + 1;
-        let outer = std::mem::size_of::<(KeyId, AHashMap<Sym, ValuePosting>)>() + 1;
-        let values = self.values.capacity() * outer
-            + self
-                .values
-                .values()
-                .map(|m| m.capacity() * entry)
-                .sum::<usize>();
+        let values = self.values.bytes();
         let shared = (self.shared.capacity() + 1) * std::mem::size_of::<Posting>()
             + self.free_shared.capacity() * 4
             + self.shared.iter().map(Posting::heap_bytes).sum::<usize>();
@@ -709,6 +756,12 @@ mod tests {
     fn value_postings_move_between_inline_and_shared() {
         let mut index = Index::default();
         let (key, v) = (KeyId::fixed(3), crate::intern::Sym::PRESENT);
+        assert_eq!(key.fixed_slot(), Some(3));
+        assert_eq!(
+            KeyId::fixed(FIXED_SLOTS - 1).fixed_slot(),
+            Some(FIXED_SLOTS - 1)
+        );
+        assert_eq!(KeyId::other(v).fixed_slot(), None);
         index.touch_value(key, v, 5, true);
         assert!(matches!(index.value(key, v), Some(Post::One(5))));
         index.touch_value(key, v, 5, true);
