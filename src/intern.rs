@@ -20,12 +20,25 @@
 //!
 //! Slots are only reused once no holder is left, so a `Sym` held by a live
 //! session or program always names the same string.
+//!
+//! # Layout
+//!
+//! Most strings of a large store belong to one session each (its
+//! `$SessionId`, `$StartTime`, `$ClientIP`), so what one string costs is what
+//! a session costs. Each string is stored once: a 20-byte slot holds its
+//! reference count and, up to 15 bytes, its text (longer text gets a heap
+//! block), and each shard's hash table holds bare slot numbers, finding a
+//! string by hashing the text its slot holds. Slots grow a chunk at a time
+//! and the table shrinks as strings go, so a demo session's three strings
+//! cost about 26 bytes each, where an `Arc<str>` in the slot and another as
+//! the map's key cost about 90. Reading a string back
+//! ([`Interned::as_arc_str`]) copies it out.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use ahash::RandomState;
+use hashbrown::HashTable;
 
 /// An interned string: a small `Copy` id, equal for equal strings.
 ///
@@ -57,8 +70,8 @@ impl Sym {
         (self.0 & (SHARDS as u32 - 1)) as usize
     }
 
-    fn slot(self) -> usize {
-        (self.0 >> SHARD_BITS) as usize
+    fn slot(self) -> u32 {
+        self.0 >> SHARD_BITS
     }
 
     /// The id as a number (stable for as long as the string is held).
@@ -95,16 +108,144 @@ impl fmt::Display for CapacityError {
 
 impl std::error::Error for CapacityError {}
 
+/// Text up to this many bytes sits in its slot (IPv4 addresses, epoch
+/// milliseconds, short ids); longer text gets a heap block of its own.
+const INLINE: usize = 15;
+/// The `len` of a slot whose text is in the shard's `long` list.
+const LONG: u8 = u8::MAX;
+/// Slots per chunk: slot storage grows a chunk at a time, so it never holds
+/// more than one chunk beyond what it has handed out.
+const CHUNK_BITS: u32 = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+/// One string: its references and its text, in 20 bytes.
+#[derive(Clone, Copy)]
 struct Slot {
-    text: Option<Arc<str>>,
+    /// References held; 0 for a free slot.
     refs: u32,
+    /// The text's length when it is inline, else `LONG`.
+    len: u8,
+    /// The text when inline; else its place in `long`, as 4 little-endian
+    /// bytes.
+    bytes: [u8; INLINE],
 }
 
+impl Slot {
+    const FREE: Slot = Slot {
+        refs: 0,
+        len: 0,
+        bytes: [0; INLINE],
+    };
+
+    fn long_index(&self) -> Option<usize> {
+        (self.len == LONG).then(|| {
+            let [a, b, c, d, ..] = self.bytes;
+            u32::from_le_bytes([a, b, c, d]) as usize
+        })
+    }
+}
+
+/// A shard of the table. The hash table holds slot numbers only and finds a
+/// string by hashing the text its slots hold, so each string is stored once.
 #[derive(Default)]
 struct Shard {
-    ids: HashMap<Arc<str>, u32, RandomState>,
-    slots: Vec<Slot>,
+    table: HashTable<u32>,
+    chunks: Vec<Box<[Slot]>>,
+    /// Slots handed out so far; the free ones are in `free`.
+    next: u32,
     free: Vec<u32>,
+    /// Text too long for a slot, and the free places in this list.
+    long: Vec<Box<str>>,
+    long_free: Vec<u32>,
+}
+
+/// The slot numbered `i`, in storage split into chunks.
+fn slot_in(chunks: &[Box<[Slot]>], i: u32) -> Option<&Slot> {
+    chunks
+        .get((i >> CHUNK_BITS) as usize)?
+        .get(i as usize & (CHUNK - 1))
+}
+
+/// The text of slot `i` ("" for a slot that holds none).
+fn text_in<'a>(chunks: &'a [Box<[Slot]>], long: &'a [Box<str>], i: u32) -> &'a str {
+    let Some(slot) = slot_in(chunks, i) else {
+        return "";
+    };
+    match slot.long_index() {
+        Some(at) => long.get(at).map_or("", |t| t),
+        // Inline bytes were copied from a `str` whole, so they are UTF-8.
+        None => {
+            std::str::from_utf8(slot.bytes.get(..slot.len as usize).unwrap_or(&[])).unwrap_or("")
+        }
+    }
+}
+
+impl Shard {
+    fn text(&self, i: u32) -> &str {
+        text_in(&self.chunks, &self.long, i)
+    }
+
+    fn slot_mut(&mut self, i: u32) -> Option<&mut Slot> {
+        self.chunks
+            .get_mut((i >> CHUNK_BITS) as usize)?
+            .get_mut(i as usize & (CHUNK - 1))
+    }
+
+    /// A slot for a new string: a free one, or the next fresh one.
+    fn take_slot(&mut self) -> Result<u32, CapacityError> {
+        if let Some(i) = self.free.pop() {
+            return Ok(i);
+        }
+        let i = self.next;
+        if i >= MAX_SLOTS {
+            return Err(CapacityError);
+        }
+        if (i >> CHUNK_BITS) as usize >= self.chunks.len() {
+            self.chunks.push(vec![Slot::FREE; CHUNK].into_boxed_slice());
+        }
+        self.next += 1;
+        Ok(i)
+    }
+
+    /// The slot contents for `s`, moving long text to `long`.
+    fn store(&mut self, s: &str) -> Slot {
+        let mut slot = Slot {
+            refs: 1,
+            ..Slot::FREE
+        };
+        if let Some(inline) = slot.bytes.get_mut(..s.len()) {
+            inline.copy_from_slice(s.as_bytes());
+            slot.len = s.len() as u8;
+            return slot;
+        }
+        let at = match self.long_free.pop() {
+            Some(at) => {
+                if let Some(place) = self.long.get_mut(at as usize) {
+                    *place = Box::from(s);
+                }
+                at
+            }
+            None => {
+                self.long.push(Box::from(s));
+                (self.long.len() - 1) as u32
+            }
+        };
+        slot.len = LONG;
+        slot.bytes[..4].copy_from_slice(&at.to_le_bytes());
+        slot
+    }
+
+    fn add_memory(&self, m: &mut InternerMemory) {
+        m.strings += self.table.len();
+        m.slots += self.chunks.len() * CHUNK * std::mem::size_of::<Slot>();
+        m.table += self.table.capacity() * (std::mem::size_of::<u32>() + 1);
+        m.text += self.long.capacity() * std::mem::size_of::<Box<str>>();
+        for text in self.long.iter().filter(|t| !t.is_empty()) {
+            m.text += text.len();
+            m.text_allocations += 1;
+        }
+        m.free += (self.free.capacity() + self.long_free.capacity()) * 4;
+    }
 }
 
 struct Interner {
@@ -118,8 +259,14 @@ static INTERNER: LazyLock<Interner> = LazyLock::new(|| Interner {
 });
 
 impl Interner {
-    fn shard_of(&self, s: &str) -> usize {
-        (self.hasher.hash_one(s) >> 58) as usize % SHARDS
+    fn hash(&self, s: &str) -> u64 {
+        self.hasher.hash_one(s)
+    }
+
+    /// The shard of a string by its hash: middle bits, since the shard's
+    /// table places entries by the low bits and tags them with the top ones.
+    fn shard_of(hash: u64) -> usize {
+        (hash >> 32) as usize % SHARDS
     }
 
     /// A panic elsewhere while a shard was locked cannot leave it
@@ -134,44 +281,45 @@ impl Interner {
 /// Interns `s`, taking one reference to it.
 pub(crate) fn intern(s: &str) -> Result<Sym, CapacityError> {
     let interner = &*INTERNER;
-    let shard_no = interner.shard_of(s);
-    let mut shard = interner.lock(shard_no);
-    if let Some(&slot) = shard.ids.get(s) {
-        let refs = &mut shard.slots[slot as usize].refs;
-        *refs = refs.saturating_add(1);
-        return Ok(Sym::new(shard_no, slot));
+    let hash = interner.hash(s);
+    let shard_no = Interner::shard_of(hash);
+    let mut guard = interner.lock(shard_no);
+    let shard = &mut *guard;
+    let found = shard
+        .table
+        .find(hash, |&i| text_in(&shard.chunks, &shard.long, i) == s)
+        .copied();
+    if let Some(i) = found {
+        if let Some(slot) = shard.slot_mut(i) {
+            slot.refs = slot.refs.saturating_add(1);
+        }
+        return Ok(Sym::new(shard_no, i));
     }
-    let text: Arc<str> = Arc::from(s);
-    let slot = match shard.free.pop() {
-        Some(slot) => {
-            shard.slots[slot as usize] = Slot {
-                text: Some(text.clone()),
-                refs: 1,
-            };
-            slot
-        }
-        None => {
-            let slot = u32::try_from(shard.slots.len()).map_err(|_| CapacityError)?;
-            if slot >= MAX_SLOTS {
-                return Err(CapacityError);
-            }
-            shard.slots.push(Slot {
-                text: Some(text.clone()),
-                refs: 1,
-            });
-            slot
-        }
-    };
-    shard.ids.insert(text, slot);
-    Ok(Sym::new(shard_no, slot))
+    let i = shard.take_slot()?;
+    let stored = shard.store(s);
+    if let Some(slot) = shard.slot_mut(i) {
+        *slot = stored;
+    }
+    let Shard {
+        table,
+        chunks,
+        long,
+        ..
+    } = shard;
+    table.insert_unique(hash, i, |&j| interner.hash(text_in(chunks, long, j)));
+    Ok(Sym::new(shard_no, i))
 }
 
 /// The id of `s` if it is interned now, without taking a reference.
 pub(crate) fn lookup(s: &str) -> Option<Sym> {
     let interner = &*INTERNER;
-    let shard_no = interner.shard_of(s);
+    let hash = interner.hash(s);
+    let shard_no = Interner::shard_of(hash);
     let shard = interner.lock(shard_no);
-    shard.ids.get(s).map(|&slot| Sym::new(shard_no, slot))
+    shard
+        .table
+        .find(hash, |&i| shard.text(i) == s)
+        .map(|&i| Sym::new(shard_no, i))
 }
 
 /// Takes one more reference to a held `sym`.
@@ -180,7 +328,7 @@ pub(crate) fn retain(sym: Sym) {
         return;
     }
     let mut shard = INTERNER.lock(sym.shard());
-    if let Some(slot) = shard.slots.get_mut(sym.slot()) {
+    if let Some(slot) = shard.slot_mut(sym.slot()) {
         slot.refs = slot.refs.saturating_add(1);
     }
 }
@@ -190,8 +338,11 @@ pub(crate) fn release(sym: Sym) {
     if sym.is_marker() {
         return;
     }
-    let mut shard = INTERNER.lock(sym.shard());
-    let Some(slot) = shard.slots.get_mut(sym.slot()) else {
+    let interner = &*INTERNER;
+    let mut guard = interner.lock(sym.shard());
+    let shard = &mut *guard;
+    let i = sym.slot();
+    let Some(slot) = shard.slot_mut(i) else {
         return;
     };
     // A count that saturated is never decremented: that string stays.
@@ -199,21 +350,47 @@ pub(crate) fn release(sym: Sym) {
         return;
     }
     slot.refs -= 1;
-    if slot.refs == 0 {
-        if let Some(text) = slot.text.take() {
-            shard.ids.remove(&text);
+    if slot.refs > 0 {
+        return;
+    }
+    let long = slot.long_index();
+    let hash = interner.hash(shard.text(i));
+    if let Ok(entry) = shard.table.find_entry(hash, |&j| j == i) {
+        entry.remove();
+    }
+    if let Some(at) = long {
+        if let Some(text) = shard.long.get_mut(at) {
+            *text = Box::default();
+            shard.long_free.push(at as u32);
         }
-        shard.free.push(sym.slot() as u32);
+    }
+    if let Some(slot) = shard.slot_mut(i) {
+        *slot = Slot::FREE;
+    }
+    shard.free.push(i);
+    // The table follows the live strings down, not only up (halving it
+    // costs one rehash per half of the strings gone).
+    let (len, capacity) = (shard.table.len(), shard.table.capacity());
+    if capacity > 1024 && len * 4 < capacity {
+        let Shard {
+            table,
+            chunks,
+            long,
+            ..
+        } = shard;
+        table.shrink_to(len * 2, |&j| interner.hash(text_in(chunks, long, j)));
     }
 }
 
-/// The string of a held `sym` (`None` for markers).
+/// The string of a held `sym` (`None` for markers and free slots), copied
+/// out of the table.
 pub(crate) fn resolve(sym: Sym) -> Option<Arc<str>> {
     if sym.is_marker() {
         return None;
     }
     let shard = INTERNER.lock(sym.shard());
-    shard.slots.get(sym.slot())?.text.clone()
+    let slot = slot_in(&shard.chunks, sym.slot())?;
+    (slot.refs > 0).then(|| Arc::from(shard.text(sym.slot())))
 }
 
 /// How many distinct strings are interned now, across all shards.
@@ -225,7 +402,47 @@ pub(crate) fn resolve(sym: Sym) -> Option<Arc<str>> {
 /// drop(handle);
 /// ```
 pub fn interned_count() -> usize {
-    (0..SHARDS).map(|i| INTERNER.lock(i).ids.len()).sum()
+    (0..SHARDS).map(|i| INTERNER.lock(i).table.len()).sum()
+}
+
+/// Bytes the interner holds, by part, counted from the capacity of its
+/// structures (what the allocator was asked for, not what it rounds up to).
+///
+/// ```
+/// let m = session_filter::interner_memory();
+/// assert!(m.total() >= m.slots);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InternerMemory {
+    /// Distinct strings held now.
+    pub strings: usize,
+    /// Slot tables: one entry per string, live or free.
+    pub slots: usize,
+    /// Hash tables that find a string's slot, control bytes included.
+    pub table: usize,
+    /// Text held outside the slots, in allocations of its own.
+    pub text: usize,
+    /// Text allocations, each one a heap block of its own.
+    pub text_allocations: usize,
+    /// Free-slot lists.
+    pub free: usize,
+}
+
+impl InternerMemory {
+    /// All the parts together.
+    pub fn total(&self) -> usize {
+        self.slots + self.table + self.text + self.free
+    }
+}
+
+/// What the interner holds now, by part (see [`InternerMemory`]).
+pub fn interner_memory() -> InternerMemory {
+    let mut m = InternerMemory::default();
+    for i in 0..SHARDS {
+        INTERNER.lock(i).add_memory(&mut m);
+    }
+    m
 }
 
 /// A held interned string: equal strings give equal handles, compared by id.
@@ -313,6 +530,34 @@ mod tests {
     }
 
     #[test]
+    fn slots_stay_small() {
+        assert_eq!(std::mem::size_of::<Slot>(), 20);
+    }
+
+    #[test]
+    fn inline_and_long_text_round_trip_and_free_their_places() {
+        let texts = [
+            String::new(),
+            "a".repeat(INLINE),
+            "b".repeat(INLINE + 1),
+            "intern-test-δ-long-string-🦀".to_owned(),
+            "δδδδδδδ".to_owned(),
+        ];
+        let held: Vec<Interned> = texts.iter().map(|t| Interned::new(t).unwrap()).collect();
+        for (t, h) in texts.iter().zip(&held) {
+            assert_eq!(&*h.as_arc_str(), t.as_str());
+            assert_eq!(lookup(t), Some(h.sym()));
+        }
+        let long = "intern-test-long-reused-".repeat(3);
+        for i in 0..1000 {
+            let h = Interned::new(&format!("{long}{i}")).unwrap();
+            assert_eq!(&*h.as_arc_str(), format!("{long}{i}"));
+        }
+        let longs: usize = (0..SHARDS).map(|i| INTERNER.lock(i).long.len()).sum();
+        assert!(longs < 100, "long places are reused: {longs}");
+    }
+
+    #[test]
     fn markers_are_not_strings() {
         assert_eq!(resolve(Sym::NONE), None);
         assert_eq!(resolve(Sym::PRESENT), None);
@@ -331,7 +576,7 @@ mod tests {
             assert_eq!(lookup(&format!("{prefix}{i}")), None);
         }
         // Freed slots are reused: the shards did not grow by 20 000 slots.
-        let slots: usize = (0..SHARDS).map(|i| INTERNER.lock(i).slots.len()).sum();
+        let slots: usize = (0..SHARDS).map(|i| INTERNER.lock(i).next as usize).sum();
         assert!(slots < 20_000, "{slots} slots");
     }
 }

@@ -70,12 +70,12 @@ mod util;
 mod vm;
 
 pub use error::Error;
-pub use intern::{interned_count, CapacityError, Interned};
+pub use intern::{interned_count, interner_memory, CapacityError, Interned, InternerMemory};
 pub use session::{PropertyKey, PropertyValue, Session};
 pub use standing::FilterSet;
 pub use store::{
     ClosedSession, Execution, FetchPage, FetchRequest, FetchedSession, PropertyChange,
-    SessionStore, StoreOptions, Watch, WatchEvent, WatchOptions,
+    SessionStore, StoreMemory, StoreOptions, Watch, WatchEvent, WatchOptions,
 };
 pub use syntax::{Error as FilterError, ErrorKind as FilterErrorKind, Filter, Limits};
 pub use util::escape::{escape, escape_into, unescape, UnescapeError};

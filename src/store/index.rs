@@ -24,8 +24,9 @@ use smallvec::SmallVec;
 
 use std::ops::ControlFlow;
 
+use super::shard::IdMap;
 use crate::intern::Sym;
-use crate::session::{KeyId, Session, Term, SESSION_ID_SLOT};
+use crate::session::{KeyId, Session, Term, FIXED_SLOTS, SESSION_ID_SLOT};
 use crate::vm::{Pool, Program, Reach, SetOracle, Test};
 
 /// A posting stays a sorted vector up to this many slots.
@@ -151,10 +152,151 @@ impl Posting {
     }
 }
 
+/// A value's posting as its map holds it, in 4 bytes: the slot itself when
+/// one session has the value (most values of `$ClientIP` or `$StartTime`),
+/// else, with the top bit set, the posting's place in `Index::shared`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ValuePosting(u32);
+
+const SHARED: u32 = 1 << 31;
+
+impl ValuePosting {
+    fn one(slot: u32) -> Option<ValuePosting> {
+        (slot < SHARED).then_some(ValuePosting(slot))
+    }
+
+    fn shared(at: u32) -> ValuePosting {
+        ValuePosting(at | SHARED)
+    }
+
+    /// The place in `Index::shared`, or `None` for a single slot.
+    fn place(self) -> Option<usize> {
+        (self.0 & SHARED != 0).then_some((self.0 & !SHARED) as usize)
+    }
+}
+
+/// A posting as the planner reads it: one slot, or a posting of the index.
+#[derive(Clone, Copy)]
+enum Post<'a> {
+    One(u32),
+    Held(&'a Posting),
+}
+
+impl Post<'_> {
+    fn small(&self) -> &[u32] {
+        match self {
+            Post::One(s) => std::slice::from_ref(s),
+            Post::Held(p) => p.small(),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Post::One(_) => 1,
+            Post::Held(p) => p.len(),
+        }
+    }
+
+    fn to_bitmap(self) -> RoaringBitmap {
+        match self {
+            Post::One(s) => std::iter::once(s).collect(),
+            Post::Held(p) => p.to_bitmap(),
+        }
+    }
+
+    fn union_into(&self, acc: &mut RoaringBitmap) {
+        match self {
+            Post::One(s) => {
+                acc.insert(*s);
+            }
+            Post::Held(p) => p.union_into(acc),
+        }
+    }
+
+    fn intersect(&self, acc: &RoaringBitmap) -> RoaringBitmap {
+        match self {
+            Post::Held(p) => p.intersect(acc),
+            one => one
+                .small()
+                .iter()
+                .copied()
+                .filter(|&s| acc.contains(s))
+                .collect(),
+        }
+    }
+}
+
+type ValueMap = AHashMap<Sym, ValuePosting>;
+
+/// The value maps by key: the fixed keys' by slot, so a lookup hashes once.
+#[derive(Default)]
+struct ValueMaps {
+    fixed: [ValueMap; FIXED_SLOTS],
+    other: AHashMap<KeyId, ValueMap>,
+}
+
+impl ValueMaps {
+    fn get(&self, key: KeyId) -> Option<&ValueMap> {
+        match key.fixed_slot() {
+            Some(slot) => self.fixed.get(slot),
+            None => self.other.get(&key),
+        }
+    }
+
+    fn get_mut(&mut self, key: KeyId) -> Option<&mut ValueMap> {
+        match key.fixed_slot() {
+            Some(slot) => self.fixed.get_mut(slot),
+            None => self.other.get_mut(&key),
+        }
+    }
+
+    fn entry(&mut self, key: KeyId) -> &mut ValueMap {
+        match key.fixed_slot().and_then(|slot| self.fixed.get_mut(slot)) {
+            Some(map) => map,
+            None => self.other.entry(key).or_default(),
+        }
+    }
+
+    /// Drops `key`'s map if it is empty and not a fixed key's.
+    fn remove_if_empty(&mut self, key: KeyId) {
+        if key.fixed_slot().is_none() && self.other.get(&key).is_some_and(|m| m.is_empty()) {
+            self.other.remove(&key);
+        }
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.other.is_empty() && self.fixed.iter().all(|m| m.is_empty())
+    }
+
+    fn bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(Sym, ValuePosting)>() + 1;
+        let outer = std::mem::size_of::<(KeyId, ValueMap)>() + 1;
+        self.other.capacity() * outer
+            + self
+                .fixed
+                .iter()
+                .chain(self.other.values())
+                .map(|m| m.capacity() * entry)
+                .sum::<usize>()
+    }
+}
+
+fn held(p: Option<&Posting>) -> Option<Post<'_>> {
+    p.map(Post::Held)
+}
+
 /// The indexes of one shard.
 #[derive(Default)]
 pub(super) struct Index {
-    values: AHashMap<(KeyId, Sym), Posting>,
+    /// Per key, the slots of each value. A map per key keeps an entry to a
+    /// value id and a `ValuePosting`: 8 bytes, where a map keyed by both
+    /// with the posting inline took 24.
+    values: ValueMaps,
+    /// The postings of values that more than one session has; free places
+    /// are empty and listed in `free_shared`.
+    shared: Vec<Posting>,
+    free_shared: Vec<u32>,
     keys: AHashMap<KeyId, Posting>,
     roles: AHashMap<Sym, Posting>,
     /// Slots by their number of roles: every live slot is in exactly one.
@@ -195,9 +337,108 @@ impl Index {
             Term::Key(key) => touch(&mut self.keys, key, slot, add),
             // The id map answers `$SessionId`.
             Term::Value(key, _) if key == KeyId::fixed(SESSION_ID_SLOT) => {}
-            Term::Value(key, v) => touch(&mut self.values, (key, v), slot, add),
+            Term::Value(key, v) => self.touch_value(key, v, slot, add),
             Term::Role(r) => touch(&mut self.roles, r, slot, add),
             Term::RoleCount(n) => touch(&mut self.role_counts, n, slot, add),
+        }
+    }
+
+    /// Adds `slot` to the posting of `key`'s value `v`, or removes it.
+    fn touch_value(&mut self, key: KeyId, v: Sym, slot: u32, add: bool) {
+        if add {
+            self.add_value(key, v, slot);
+            return;
+        }
+        let Some(map) = self.values.get_mut(key) else {
+            return;
+        };
+        let Some(&posting) = map.get(&v) else {
+            return;
+        };
+        match posting.place() {
+            None if posting.0 == slot => {
+                map.remove(&v);
+            }
+            None => {}
+            Some(at) => {
+                let Some(p) = self.shared.get_mut(at) else {
+                    return;
+                };
+                p.remove(slot);
+                // Back to a single slot held inline, or gone.
+                let single = match &*p {
+                    Posting::Empty => Some(None),
+                    Posting::One(s) => ValuePosting::one(*s).map(Some),
+                    _ => None,
+                };
+                if let Some(single) = single {
+                    *p = Posting::Empty;
+                    self.free_shared.push(at as u32);
+                    match single {
+                        Some(one) => {
+                            map.insert(v, one);
+                        }
+                        None => {
+                            map.remove(&v);
+                        }
+                    }
+                }
+            }
+        }
+        self.values.remove_if_empty(key);
+    }
+
+    fn add_value(&mut self, key: KeyId, v: Sym, slot: u32) {
+        let map = self.values.entry(key);
+        let (first, at) = match map.get(&v).map(|p| p.place()) {
+            None => match ValuePosting::one(slot) {
+                Some(one) => {
+                    map.insert(v, one);
+                    return;
+                }
+                None => (None, None),
+            },
+            Some(Some(at)) => (None, Some(at)),
+            Some(None) => match map.get(&v) {
+                Some(&ValuePosting(s)) if s == slot => return,
+                Some(&ValuePosting(s)) => (Some(s), None),
+                None => (None, None),
+            },
+        };
+        let at = match at {
+            Some(at) => at,
+            None => {
+                let mut p = Posting::default();
+                if let Some(s) = first {
+                    p.insert(s);
+                }
+                let at = match self.free_shared.pop() {
+                    Some(at) => {
+                        if let Some(place) = self.shared.get_mut(at as usize) {
+                            *place = p;
+                        }
+                        at
+                    }
+                    None => {
+                        self.shared.push(p);
+                        (self.shared.len() - 1) as u32
+                    }
+                };
+                map.insert(v, ValuePosting::shared(at));
+                at as usize
+            }
+        };
+        if let Some(p) = self.shared.get_mut(at) {
+            p.insert(slot);
+        }
+    }
+
+    /// The posting of `key`'s value `v`.
+    fn value(&self, key: KeyId, v: Sym) -> Option<Post<'_>> {
+        let posting = *self.values.get(key)?.get(&v)?;
+        match posting.place() {
+            None => Some(Post::One(posting.0)),
+            Some(at) => self.shared.get(at).map(Post::Held),
         }
     }
 
@@ -217,20 +458,33 @@ impl Index {
 
     /// Heap bytes the index holds, roughly: postings plus map entries.
     pub(super) fn heap_bytes(&self) -> usize {
-        fn map<K>(m: &AHashMap<K, Posting>) -> usize {
+        let (tables, postings) = self.memory();
+        tables + postings
+    }
+
+    /// Bytes of the hash tables and of the postings' own heap.
+    pub(super) fn memory(&self) -> (usize, usize) {
+        fn map<K>(m: &AHashMap<K, Posting>) -> (usize, usize) {
             let entry = std::mem::size_of::<K>() + std::mem::size_of::<Posting>() + 1;
-            m.capacity() * entry + m.values().map(Posting::heap_bytes).sum::<usize>()
+            (
+                m.capacity() * entry,
+                m.values().map(Posting::heap_bytes).sum::<usize>(),
+            )
         }
-        map(&self.values) + map(&self.keys) + map(&self.roles) + map(&self.role_counts)
+        let parts = [map(&self.keys), map(&self.roles), map(&self.role_counts)];
+        let values = self.values.bytes();
+        let shared = (self.shared.capacity() + 1) * std::mem::size_of::<Posting>()
+            + self.free_shared.capacity() * 4
+            + self.shared.iter().map(Posting::heap_bytes).sum::<usize>();
+        (
+            values + parts.iter().map(|p| p.0).sum::<usize>(),
+            shared + parts.iter().map(|p| p.1).sum::<usize>(),
+        )
     }
 
     /// The postings a test reads: how many, and their total size.
-    fn postings_of<'a>(
-        &'a self,
-        program: &Program,
-        test: Test,
-    ) -> SmallVec<[Option<&'a Posting>; 4]> {
-        let value = |key: KeyId, v: Sym| self.values.get(&(key, v));
+    fn postings_of<'a>(&'a self, program: &Program, test: Test) -> SmallVec<[Option<Post<'a>>; 4]> {
+        let value = |key: KeyId, v: Sym| self.value(key, v);
         match test {
             Test::FixedEq { slot, value: v } => {
                 smallvec::smallvec![value(KeyId::fixed(slot as usize), v)]
@@ -241,7 +495,7 @@ impl Index {
                 .map(|&v| value(KeyId::fixed(slot as usize), v))
                 .collect(),
             Test::FixedHas { slot } => {
-                smallvec::smallvec![self.keys.get(&KeyId::fixed(slot as usize))]
+                smallvec::smallvec![held(self.keys.get(&KeyId::fixed(slot as usize)))]
             }
             Test::OtherEq { key, value: v } => smallvec::smallvec![value(KeyId::other(key), v)],
             Test::OtherIn { key, values } => program
@@ -249,19 +503,19 @@ impl Index {
                 .iter()
                 .map(|&v| value(KeyId::other(key), v))
                 .collect(),
-            Test::OtherHas { key } => smallvec::smallvec![self.keys.get(&KeyId::other(key))],
+            Test::OtherHas { key } => smallvec::smallvec![held(self.keys.get(&KeyId::other(key)))],
             Test::HasRoles { roles } => program
                 .pool(roles)
                 .iter()
-                .map(|r| self.roles.get(r))
+                .map(|r| held(self.roles.get(r)))
                 .collect(),
             Test::RolesEq { roles } => {
-                let mut p: SmallVec<[Option<&Posting>; 4]> = program
+                let mut p: SmallVec<[Option<Post<'a>>; 4]> = program
                     .pool(roles)
                     .iter()
-                    .map(|r| self.roles.get(r))
+                    .map(|r| held(self.roles.get(r)))
                     .collect();
-                p.push(self.role_counts.get(&roles.len));
+                p.push(held(self.role_counts.get(&roles.len)));
                 p
             }
             Test::RolesIn { sets } => program
@@ -271,8 +525,8 @@ impl Index {
                     program
                         .pool(set)
                         .iter()
-                        .map(|r| self.roles.get(r))
-                        .chain([self.role_counts.get(&set.len)])
+                        .map(move |r| held(self.roles.get(r)))
+                        .chain([held(self.role_counts.get(&set.len))])
                 })
                 .collect(),
         }
@@ -280,8 +534,8 @@ impl Index {
 
     /// The live slots for which `test` holds, from the postings alone.
     fn answer(&self, program: &Program, test: Test) -> RoaringBitmap {
-        let intersection = |posts: &mut dyn Iterator<Item = Option<&Posting>>| -> RoaringBitmap {
-            let mut posts: SmallVec<[&Posting; 4]> = match posts.collect::<Option<_>>() {
+        let intersection = |posts: &mut dyn Iterator<Item = Option<Post<'_>>>| -> RoaringBitmap {
+            let mut posts: SmallVec<[Post<'_>; 4]> = match posts.collect::<Option<_>>() {
                 Some(p) => p,
                 None => return RoaringBitmap::new(),
             };
@@ -303,13 +557,13 @@ impl Index {
             let mut posts = program
                 .pool(set)
                 .iter()
-                .map(|r| self.roles.get(r))
-                .chain([self.role_counts.get(&set.len)]);
+                .map(|r| held(self.roles.get(r)))
+                .chain([held(self.role_counts.get(&set.len))]);
             intersection(&mut posts)
         };
         match test {
             Test::HasRoles { roles } => {
-                intersection(&mut program.pool(roles).iter().map(|r| self.roles.get(r)))
+                intersection(&mut program.pool(roles).iter().map(|r| held(self.roles.get(r))))
             }
             Test::RolesEq { roles } => role_set(roles),
             Test::RolesIn { sets } => {
@@ -375,7 +629,7 @@ pub(super) struct ShardView<'a> {
     pub sessions: &'a [Session],
     pub live: &'a RoaringBitmap,
     /// `$SessionId` → slot.
-    pub positions: &'a AHashMap<Sym, u32>,
+    pub ids: &'a IdMap,
 }
 
 /// Answers `program` for a shard from its index, or says a scan is better.
@@ -446,7 +700,7 @@ impl SetOracle for Planner<'_, '_> {
                 let answer: RoaringBitmap = match &ids {
                     Some(ids) => ids
                         .iter()
-                        .filter_map(|v| self.shard.positions.get(v).copied())
+                        .filter_map(|&v| self.shard.ids.get(self.shard.sessions, v))
                         .collect(),
                     None => self.index.answer(program, test),
                 };
@@ -495,7 +749,35 @@ mod tests {
     #[test]
     fn postings_stay_small_in_a_map() {
         assert_eq!(std::mem::size_of::<Posting>(), 16);
-        assert_eq!(std::mem::size_of::<(KeyId, Sym)>(), 8);
+        assert_eq!(std::mem::size_of::<(Sym, ValuePosting)>(), 8);
+    }
+
+    #[test]
+    fn value_postings_move_between_inline_and_shared() {
+        let mut index = Index::default();
+        let (key, v) = (KeyId::fixed(3), crate::intern::Sym::PRESENT);
+        assert_eq!(key.fixed_slot(), Some(3));
+        assert_eq!(
+            KeyId::fixed(FIXED_SLOTS - 1).fixed_slot(),
+            Some(FIXED_SLOTS - 1)
+        );
+        assert_eq!(KeyId::other(v).fixed_slot(), None);
+        index.touch_value(key, v, 5, true);
+        assert!(matches!(index.value(key, v), Some(Post::One(5))));
+        index.touch_value(key, v, 5, true);
+        index.touch_value(key, v, 9, true);
+        assert_eq!(index.value(key, v).map(|p| p.len()), Some(2));
+        index.touch_value(key, v, 5, false);
+        assert!(matches!(index.value(key, v), Some(Post::One(9))));
+        // A slot too large to hold inline lives in a shared posting.
+        index.touch_value(key, v, SHARED + 1, true);
+        index.touch_value(key, v, 9, false);
+        assert!(matches!(index.value(key, v), Some(Post::Held(_))));
+        assert_eq!(index.value(key, v).map(|p| p.len()), Some(1));
+        index.touch_value(key, v, SHARED + 1, false);
+        assert!(index.value(key, v).is_none());
+        assert!(index.values.is_empty());
+        assert_eq!(index.free_shared.len(), index.shared.len());
     }
 
     #[test]

@@ -10,17 +10,25 @@
 //! shard's lock at a time. Every session therefore changes atomically: a
 //! concurrent reader sees it wholly before or wholly after a change.
 //!
-//! # Index memory
+//! # Memory
 //!
 //! Measured with `cargo run --release --example memory` on 1 000 000 demo
 //! sessions (13 properties, 2.5 roles on average): a store without the index
-//! takes about 475 resident bytes per session (the session and its interned
-//! strings), and the index adds about 140. Most of the index is the map
-//! entries of values that only one session has (`$ClientIP`, `$StartTime`): a
-//! posting of one slot is held inline in a 24-byte entry, larger ones as
-//! sorted vectors and then roaring bitmaps; `$SessionId` needs none (the id
-//! map answers it). Turn the index off with [`StoreOptions::index`] where
-//! memory matters more than selective filters.
+//! takes about 230 resident bytes per session, the index adds about 70
+//! (README, "Memory per session", has the breakdown;
+//! [`SessionStore::memory`] reports it by part). A session is a 128-byte
+//! record in its shard's slot array, 4 bytes in the id map (a table of bare
+//! slots: the id is stored once, in the session) and its share of the
+//! interner; its values that no other session has (`$ClientIP`,
+//! `$StartTime`) cost the index a 9-byte entry each, the slot held in the
+//! entry itself; `$SessionId` needs none (the id map answers it). Turn the
+//! index off with [`StoreOptions::index`] where memory matters more than
+//! selective filters.
+//!
+//! Memory follows the live sessions, not the peak: a shard whose free slots
+//! outnumber its live ones (by 256) moves its sessions down to dense slots
+//! and rebuilds its live sets, id map and index at their size, once the
+//! operation that freed them lets go of the shard's lock.
 
 mod cache;
 mod change;
@@ -34,14 +42,15 @@ pub use self::fetch::{FetchPage, FetchRequest, FetchedSession};
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use ahash::RandomState;
 use rayon::prelude::*;
 
 use self::cache::FilterCache;
 use self::index::OpStats;
-use self::shard::Shard;
+pub use self::shard::StoreMemory;
+use self::shard::{Shard, ShardWriter};
 use self::watch::Hub;
 pub use self::watch::{Watch, WatchEvent, WatchOptions};
 use crate::error::Error;
@@ -199,8 +208,10 @@ impl SessionStore {
         shard.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(shard: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
-        shard.write().unwrap_or_else(PoisonError::into_inner)
+    /// The shard, locked for writing; it compacts when the lock is let go
+    /// if removals left it sparse.
+    fn write(shard: &RwLock<Shard>) -> ShardWriter<'_> {
+        ShardWriter::new(shard.write().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Compiles a filter with the store's limits; the error is the positioned
@@ -561,6 +572,17 @@ impl SessionStore {
             .iter()
             .map(|s| Self::read(s).index_bytes())
             .sum()
+    }
+
+    /// What the store's own structures hold now, by part (see
+    /// [`StoreMemory`]); the strings are the interner's
+    /// ([`interner_memory`](crate::interner_memory)).
+    pub fn memory(&self) -> StoreMemory {
+        let mut m = StoreMemory::default();
+        for shard in self.shards.iter() {
+            Self::read(shard).add_memory(&mut m);
+        }
+        m
     }
 
     /// How the store would run `filter`: the compiled program, then for each

@@ -2,17 +2,125 @@
 //! set, and the optional inverted index. Every change to a session goes
 //! through here, so the indexes always describe the sessions exactly.
 
-use ahash::AHashMap;
+use ahash::RandomState;
+use hashbrown::HashTable;
 use roaring::RoaringBitmap;
 
-use std::sync::Arc;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, RwLockWriteGuard};
 
 use super::index::{self, Answer, Index, OpStats, ShardView};
 use super::watch::Hub;
 use crate::intern::{self, Sym};
-use crate::session::{RoleChange, Session};
-use crate::util::properties::SESSION_ID;
+use crate::session::{RoleChange, Session, SESSION_ID_SLOT};
 use crate::vm::Program;
+
+/// A shard compacts once its free slots outnumber its live ones by this
+/// many: then every slot freed since the last compaction pays for moving
+/// one live session, and the slots stay within twice the live sessions.
+const COMPACT_SLACK: usize = 256;
+
+/// `$SessionId` → slot: a table of bare slot numbers, hashed by the id of
+/// the session in the slot, so the id is stored once (in the session).
+#[derive(Default)]
+pub(super) struct IdMap {
+    table: HashTable<u32>,
+    hasher: RandomState,
+}
+
+impl IdMap {
+    fn hash(&self, id: Sym) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    /// The slot of the session with this id.
+    pub(super) fn get(&self, sessions: &[Session], id: Sym) -> Option<u32> {
+        self.table
+            .find(self.hash(id), |&slot| {
+                sessions.get(slot as usize).map(id_sym) == Some(id)
+            })
+            .copied()
+    }
+
+    /// Adds the session in `slot` (in place already).
+    fn insert(&mut self, sessions: &[Session], slot: u32) {
+        let Some(session) = sessions.get(slot as usize) else {
+            return;
+        };
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hasher.hash_one(id_sym(session)), slot, |&s| {
+                hasher.hash_one(sessions.get(s as usize).map_or(Sym::NONE, id_sym))
+            });
+    }
+
+    /// Forgets `slot`, whose session has this id.
+    fn remove(&mut self, id: Sym, slot: u32) {
+        if let Ok(entry) = self.table.find_entry(self.hash(id), |&s| s == slot) {
+            entry.remove();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+    }
+}
+
+/// Bytes a store's own structures hold, by part, counted from their
+/// capacities (what the allocator was asked for, not what it rounds up to,
+/// and not the interned strings: see [`interner_memory`](crate::interner_memory)).
+///
+/// ```
+/// use session_filter::SessionStore;
+/// let store = SessionStore::new();
+/// store.insert([("$SessionId", "s1"), ("$Country", "UK")])?;
+/// let m = store.memory();
+/// assert_eq!(m.sessions, 1);
+/// assert!(m.slots >= 1 && m.total() > m.records);
+/// # Ok::<(), session_filter::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreMemory {
+    /// Live sessions.
+    pub sessions: usize,
+    /// Session slots allocated, live or free.
+    pub slots: usize,
+    /// The slot arrays: every slot's session record.
+    pub records: usize,
+    /// What live sessions hold outside their records (property and role
+    /// lists too long to sit in the record).
+    pub session_heap: usize,
+    /// Allocations behind `session_heap`, each a heap block of its own.
+    pub session_allocations: usize,
+    /// The live-slot sets (a bit per slot, and a bitmap for the planner).
+    pub live: usize,
+    /// Free-slot lists.
+    pub free: usize,
+    /// The `$SessionId` → slot maps.
+    pub ids: usize,
+    /// The inverted indexes' hash tables (entries and control bytes).
+    pub index_tables: usize,
+    /// The postings' own heap: slot vectors and bitmaps.
+    pub index_postings: usize,
+}
+
+impl StoreMemory {
+    /// All the parts together.
+    pub fn total(&self) -> usize {
+        self.records
+            + self.session_heap
+            + self.live
+            + self.free
+            + self.ids
+            + self.index_tables
+            + self.index_postings
+    }
+}
 
 #[derive(Default)]
 pub(super) struct Shard {
@@ -24,15 +132,46 @@ pub(super) struct Shard {
     live: RoaringBitmap,
     /// Free slots, reused first so slots stay dense.
     free: Vec<u32>,
-    /// `$SessionId` (by id; the session holds the string) → slot.
-    positions: AHashMap<Sym, u32>,
+    /// `$SessionId` → slot.
+    ids: IdMap,
     index: Option<Index>,
     /// The store's watches, told of every change while this shard is locked.
     hub: Arc<Hub>,
 }
 
 fn id_sym(session: &Session) -> Sym {
-    session.get_sym(SESSION_ID).unwrap_or(Sym::NONE)
+    session.fixed[SESSION_ID_SLOT]
+}
+
+/// A shard locked for writing. Slot numbers stay valid while it is held
+/// (callers collect matching slots, then change or remove them); once it is
+/// dropped, a shard that many removals left sparse compacts.
+pub(super) struct ShardWriter<'a>(RwLockWriteGuard<'a, Shard>);
+
+impl<'a> ShardWriter<'a> {
+    pub(super) fn new(guard: RwLockWriteGuard<'a, Shard>) -> ShardWriter<'a> {
+        ShardWriter(guard)
+    }
+}
+
+impl Deref for ShardWriter<'_> {
+    type Target = Shard;
+
+    fn deref(&self) -> &Shard {
+        &self.0
+    }
+}
+
+impl DerefMut for ShardWriter<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.0
+    }
+}
+
+impl Drop for ShardWriter<'_> {
+    fn drop(&mut self) {
+        self.0.compact_if_sparse();
+    }
 }
 
 impl Shard {
@@ -48,21 +187,21 @@ impl Shard {
         ShardView {
             sessions: &self.sessions,
             live: &self.live,
-            positions: &self.positions,
+            ids: &self.ids,
         }
     }
 
     pub(super) fn len(&self) -> usize {
-        self.positions.len()
+        self.ids.len()
     }
 
     /// The slot of the session with this id.
     pub(super) fn slot(&self, id: &str) -> Option<u32> {
-        self.positions.get(&intern::lookup(id)?).copied()
+        self.ids.get(&self.sessions, intern::lookup(id)?)
     }
 
     pub(super) fn contains_id(&self, id: Sym) -> bool {
-        self.positions.contains_key(&id)
+        self.ids.get(&self.sessions, id).is_some()
     }
 
     pub(super) fn session(&self, slot: u32) -> &Session {
@@ -84,12 +223,12 @@ impl Shard {
         }
         self.live_words[word] |= 1 << (slot % 64);
         self.live.insert(slot);
-        self.positions.insert(id_sym(&session), slot);
         if let Some(index) = &mut self.index {
             index.add(slot, &session);
         }
         self.hub.inserted(&session);
         self.sessions[slot as usize] = session;
+        self.ids.insert(&self.sessions, slot);
     }
 
     /// Removes the session in `slot`.
@@ -98,7 +237,7 @@ impl Shard {
         if let Some(index) = &mut self.index {
             index.remove(slot, &session);
         }
-        self.positions.remove(&id_sym(&session));
+        self.ids.remove(id_sym(&session), slot);
         self.live_words[slot as usize / 64] &= !(1 << (slot % 64));
         self.live.remove(slot);
         self.free.push(slot);
@@ -106,6 +245,59 @@ impl Shard {
         // An emptied shard gives its memory back.
         if self.live.is_empty() {
             *self = Shard::new(self.index.is_some(), self.hub.clone());
+        }
+    }
+
+    /// Compacts the shard when free slots far outnumber live ones (see
+    /// `COMPACT_SLACK`), so its memory follows the live sessions, not the
+    /// peak. Only while no caller holds slot numbers: see [`ShardWriter`].
+    fn compact_if_sparse(&mut self) {
+        if self.free.len() > self.len() + COMPACT_SLACK {
+            self.compact();
+        }
+    }
+
+    /// Moves the live sessions to slots `0..n`, in order, and rebuilds the
+    /// slot-keyed structures at their size.
+    fn compact(&mut self) {
+        let n = self.len();
+        let old = std::mem::take(&mut self.sessions);
+        let live_words = std::mem::take(&mut self.live_words);
+        let is_live = |slot: usize| {
+            live_words
+                .get(slot / 64)
+                .is_some_and(|w| w & (1 << (slot % 64)) != 0)
+        };
+        let mut sessions = Vec::with_capacity(n);
+        // Free slots hold empty sessions, which hold no strings.
+        sessions.extend(
+            old.into_iter()
+                .enumerate()
+                .filter(|&(slot, _)| is_live(slot))
+                .map(|(_, s)| s),
+        );
+        let n = sessions.len();
+        self.sessions = sessions;
+        self.live_words = vec![u64::MAX; n / 64];
+        if n % 64 != 0 {
+            self.live_words.push((1u64 << (n % 64)) - 1);
+        }
+        self.live = RoaringBitmap::new();
+        self.live.insert_range(0..n as u32);
+        self.free = Vec::new();
+        let mut ids = IdMap {
+            table: HashTable::with_capacity(n),
+            hasher: std::mem::take(&mut self.ids.hasher),
+        };
+        for slot in 0..n as u32 {
+            ids.insert(&self.sessions, slot);
+        }
+        self.ids = ids;
+        if let Some(index) = &mut self.index {
+            *index = Index::default();
+            for (slot, session) in self.sessions.iter().enumerate() {
+                index.add(slot as u32, session);
+            }
         }
     }
 
@@ -192,6 +384,26 @@ impl Shard {
                 Answer::Scan
             ),
             None => true,
+        }
+    }
+
+    /// Adds what this shard holds to `m`.
+    pub(super) fn add_memory(&self, m: &mut StoreMemory) {
+        m.sessions += self.len();
+        m.slots += self.sessions.capacity();
+        m.records += self.sessions.capacity() * std::mem::size_of::<Session>();
+        for (_, s) in self.sessions() {
+            let (bytes, blocks) = s.heap_bytes();
+            m.session_heap += bytes;
+            m.session_allocations += blocks;
+        }
+        m.live += self.live_words.capacity() * 8 + self.live.serialized_size();
+        m.free += self.free.capacity() * 4;
+        m.ids += self.ids.bytes();
+        if let Some(index) = &self.index {
+            let (tables, postings) = index.memory();
+            m.index_tables += tables;
+            m.index_postings += postings;
         }
     }
 
