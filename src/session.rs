@@ -117,7 +117,8 @@ impl RoleChange {
 
 /// A session's roles: six inline, which makes the record 128 bytes, two
 /// cache lines, so a block scan reads every record's fixed slots at the same
-/// place in a line pair (a 120-byte record scanned about 10% slower).
+/// place in a line pair (a 120-byte record, four roles inline, measured
+/// 10-15% slower on `eval/vm/eq`).
 type RoleList = SmallVec<[Sym; 6]>;
 
 /// The fixed slot of `key`, if it is a known fixed property.

@@ -91,7 +91,7 @@ fn closing_by_filter_shrinks_the_store_to_its_live_sessions() {
 #[test]
 fn closing_one_by_one_shrinks_the_store_too() {
     let store = peaked();
-    for i in (0..PEAK).filter(|i| i % 10 != 0) {
+    for i in (0..PEAK).filter(|i| !i.is_multiple_of(10)) {
         assert!(store.close_session(&format!("s{i:06}")));
     }
     let fresh = fresh_survivors();

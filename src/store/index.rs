@@ -183,14 +183,7 @@ enum Post<'a> {
 }
 
 impl Post<'_> {
-    fn small(&self) -> &[u32] {
-        match self {
-            Post::One(s) => std::slice::from_ref(s),
-            Post::Held(p) => p.small(),
-        }
-    }
-
-    fn len(&self) -> u64 {
+    fn len(self) -> u64 {
         match self {
             Post::One(_) => 1,
             Post::Held(p) => p.len(),
@@ -204,24 +197,19 @@ impl Post<'_> {
         }
     }
 
-    fn union_into(&self, acc: &mut RoaringBitmap) {
+    fn union_into(self, acc: &mut RoaringBitmap) {
         match self {
             Post::One(s) => {
-                acc.insert(*s);
+                acc.insert(s);
             }
             Post::Held(p) => p.union_into(acc),
         }
     }
 
-    fn intersect(&self, acc: &RoaringBitmap) -> RoaringBitmap {
+    fn intersect(self, acc: &RoaringBitmap) -> RoaringBitmap {
         match self {
+            Post::One(s) => std::iter::once(s).filter(|&s| acc.contains(s)).collect(),
             Post::Held(p) => p.intersect(acc),
-            one => one
-                .small()
-                .iter()
-                .copied()
-                .filter(|&s| acc.contains(s))
-                .collect(),
         }
     }
 }

@@ -279,7 +279,7 @@ impl Shard {
         let n = sessions.len();
         self.sessions = sessions;
         self.live_words = vec![u64::MAX; n / 64];
-        if n % 64 != 0 {
+        if !n.is_multiple_of(64) {
             self.live_words.push((1u64 << (n % 64)) - 1);
         }
         self.live = RoaringBitmap::new();
