@@ -8,8 +8,7 @@
 //! cannot be reached.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,7 +126,7 @@ pub fn member(args: MemberArgs) -> Result<(), Failure> {
     let store = Arc::new(SessionStore::new());
     match (&args.file, &args.demo_part) {
         (_, Some(part)) => load_demo_part(&store, part)?,
-        (Some(file), None) => load_file(&store, file)?,
+        (Some(file), None) => drop(select::load_store(&store, file)?),
         (None, None) => return Err(Failure::Invalid("give FILE or --demo-part I/N".into())),
     }
     let mut options = MemberOptions::new();
@@ -186,33 +185,6 @@ fn load_demo_part(store: &SessionStore, part: &str) -> Result<(), Failure> {
             .map_err(|e| Failure::Invalid(format!("demo population: {e}")))?;
     }
     Ok(())
-}
-
-/// Reads JSON-lines sessions into the store.
-fn load_file(store: &SessionStore, path: &str) -> Result<(), Failure> {
-    let reader: Box<dyn Read> = if path == "-" {
-        Box::new(io::stdin().lock())
-    } else {
-        Box::new(File::open(path).map_err(|e| {
-            Failure::Io(io::Error::new(e.kind(), format!("cannot open {path}: {e}")))
-        })?)
-    };
-    let mut reader = BufReader::new(reader);
-    let mut line = Vec::new();
-    let mut line_no = 0;
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(());
-        }
-        line_no += 1;
-        let at = |message: String| Failure::Invalid(format!("line {line_no}: {message}"));
-        if let Some(session) = select::session_from_line(&line).map_err(at)? {
-            store
-                .insert_session(session)
-                .map_err(|e| at(e.to_string()))?;
-        }
-    }
 }
 
 /// `cluster`: one operation on the whole cluster.

@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use session_filter::properties::ROLES;
-use session_filter::{roles_to_string, Program, Session};
+use session_filter::{roles_to_string, Program, Session, SessionStore};
 
 use crate::fetch::{Page, Request};
 use crate::Failure;
@@ -391,5 +391,38 @@ impl Progress {
 
     fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// Loads JSON-lines sessions from `path` (`-`: stdin); each needs a
+/// `$SessionId` no other line has. Returns their ids.
+pub(crate) fn load_store(store: &SessionStore, path: &str) -> Result<Vec<String>, Failure> {
+    let reader: Box<dyn Read> = if path == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(path).map_err(|e| {
+            Failure::Io(io::Error::new(e.kind(), format!("cannot open {path}: {e}")))
+        })?)
+    };
+    let mut reader = BufReader::new(reader);
+    let mut ids = Vec::new();
+    let mut line = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(ids);
+        }
+        line_no += 1;
+        let invalid =
+            |message: String| Failure::Invalid(format!("{path}: line {line_no}: {message}"));
+        let Some(session) = session_from_line(&line).map_err(invalid)? else {
+            continue;
+        };
+        let id = session.id().map(|id| id.to_string());
+        store
+            .insert_session(session)
+            .map_err(|e| invalid(e.to_string()))?;
+        ids.extend(id);
     }
 }

@@ -9,8 +9,7 @@
 mod api;
 mod churn;
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
@@ -68,7 +67,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let limits = Limits::default();
     let store = SessionStore::with_options(StoreOptions::new().limits(limits));
     let ids = match &args.file {
-        Some(path) => load_file(&store, path)?,
+        Some(path) => select::load_store(&store, path)?,
         None => load_demo(&store, args.demo_sessions.unwrap_or(select::DEMO_SESSIONS))?,
     };
     let app = Arc::new(App {
@@ -115,37 +114,4 @@ fn load_demo(store: &SessionStore, n: usize) -> Result<Vec<String>, Failure> {
         })
         .collect::<Result<Vec<String>, _>>()
         .map_err(|e| Failure::Invalid(format!("demo population: {e}")))
-}
-
-/// Loads JSON-lines sessions from `path` (`-`: stdin); each needs a
-/// `$SessionId` no other line has. Returns their ids.
-fn load_file(store: &SessionStore, path: &str) -> Result<Vec<String>, Failure> {
-    let reader: Box<dyn Read> = if path == "-" {
-        Box::new(io::stdin().lock())
-    } else {
-        Box::new(File::open(path).map_err(|e| {
-            Failure::Io(io::Error::new(e.kind(), format!("cannot open {path}: {e}")))
-        })?)
-    };
-    let mut reader = BufReader::new(reader);
-    let mut ids = Vec::new();
-    let mut line = Vec::new();
-    let mut line_no = 0usize;
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(ids);
-        }
-        line_no += 1;
-        let invalid =
-            |message: String| Failure::Invalid(format!("{path}: line {line_no}: {message}"));
-        let Some(session) = select::session_from_line(&line).map_err(invalid)? else {
-            continue;
-        };
-        let id = session.id().map(|id| id.to_string());
-        store
-            .insert_session(session)
-            .map_err(|e| invalid(e.to_string()))?;
-        ids.extend(id);
-    }
 }
