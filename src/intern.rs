@@ -79,6 +79,11 @@ impl Sym {
         self.0
     }
 
+    /// The id [`Sym::as_u32`] gave.
+    pub(crate) fn from_u32(n: u32) -> Sym {
+        Sym(n)
+    }
+
     /// True for the markers that are not strings.
     pub(crate) fn is_marker(self) -> bool {
         self == Sym::NONE || self == Sym::PRESENT

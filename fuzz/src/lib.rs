@@ -9,6 +9,7 @@
 pub mod gen;
 mod matcher;
 mod standing;
+pub mod watch_model;
 
 pub use matcher::{check_differential, check_store, StoreOp};
 pub use standing::check_standing;
