@@ -695,6 +695,22 @@ impl PropertyValue<'_> {
     pub fn as_arc_str(&self) -> Arc<str> {
         intern::resolve(self.sym).unwrap_or_else(|| Arc::from(""))
     }
+
+    /// Calls `f` with the value's text, without allocating (the text is
+    /// copied out of the interner to the stack, or for long text to a buffer
+    /// the thread keeps).
+    ///
+    /// ```
+    /// use session_filter::{PropertyKey, Session};
+    /// let s = Session::new([("Tier", "gold")])?;
+    /// let tier = s.value(&PropertyKey::new("Tier")?).unwrap();
+    /// assert!(tier.with_str(|t| t.starts_with("go")));
+    /// # Ok::<(), session_filter::Error>(())
+    /// ```
+    #[inline]
+    pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        intern::with_text(self.sym, f)
+    }
 }
 
 impl PartialEq<Interned> for PropertyValue<'_> {

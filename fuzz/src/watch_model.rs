@@ -89,6 +89,7 @@ fn keys(e: &Expr, out: &mut BTreeSet<String>) {
         Expr::Is { key, .. }
         | Expr::Ne { key, .. }
         | Expr::In { key, .. }
+        | Expr::Matches { key, .. }
         | Expr::Has { key, .. } => {
             out.insert(key.name.clone());
         }

@@ -214,11 +214,10 @@ impl Program {
                 class: Class::In,
                 terms: values(Key::other(key), pool),
             }),
-            Test::FixedHas { slot } => out.push(Alternative::new(
-                Class::Presence,
-                [Term::Present(Key::fixed(slot as usize))],
-            )),
-            Test::OtherHas { key } => out.push(Alternative::new(
+            Test::FixedHas { slot } | Test::FixedMatches { slot, .. } => out.push(
+                Alternative::new(Class::Presence, [Term::Present(Key::fixed(slot as usize))]),
+            ),
+            Test::OtherHas { key } | Test::OtherMatches { key, .. } => out.push(Alternative::new(
                 Class::Presence,
                 [Term::Present(Key::other(key))],
             )),
@@ -322,12 +321,14 @@ impl Program {
 /// The key a test reads.
 fn key_of(test: Test) -> Key {
     match test {
-        Test::FixedEq { slot, .. } | Test::FixedIn { slot, .. } | Test::FixedHas { slot } => {
-            Key::fixed(slot as usize)
-        }
-        Test::OtherEq { key, .. } | Test::OtherIn { key, .. } | Test::OtherHas { key } => {
-            Key::other(key)
-        }
+        Test::FixedEq { slot, .. }
+        | Test::FixedIn { slot, .. }
+        | Test::FixedHas { slot }
+        | Test::FixedMatches { slot, .. } => Key::fixed(slot as usize),
+        Test::OtherEq { key, .. }
+        | Test::OtherIn { key, .. }
+        | Test::OtherHas { key }
+        | Test::OtherMatches { key, .. } => Key::other(key),
         Test::HasRoles { .. } | Test::RolesEq { .. } | Test::RolesIn { .. } => Key::roles(),
     }
 }
