@@ -665,7 +665,17 @@ fn serves_a_file_of_json_lines_as_select_reads_it() {
     );
     drop(server);
 
+    // A line longer than `select` reads (16 MiB), though valid JSON.
+    let long = format!(
+        "{{\"$SessionId\": \"a\"}}\n{{\"$SessionId\": \"b\", \"x\": \"{}\"}}\n",
+        "y".repeat(17 << 20)
+    );
     for (name, content, message) in [
+        (
+            "long.jsonl",
+            long.as_str(),
+            "long.jsonl: line 2: longer than 16 MiB",
+        ),
         (
             "bad.jsonl",
             "{\"$SessionId\": \"a\"}\n{\"x\": 1}\n",
