@@ -841,9 +841,28 @@ fn members_register_again_when_the_broker_lost_the_bucket() {
         figure(&cluster_cli(&url, "restart", &["count", "all"]), 0),
         part
     );
-    // The buckets live in the broker's memory: a restart loses them.
+    // The buckets live in the broker's memory: a restart loses them. The
+    // member makes its bucket again and registers, before any client
+    // comes (a client would find an empty roster otherwise).
     nats.restart();
     let restarted = Instant::now();
+    runtime().block_on(async {
+        let client = cluster::connect(&url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let bucket = cluster::membership_bucket("restart");
+        loop {
+            if let Ok(kv) = js.get_key_value(&bucket).await {
+                if let Ok(Some(_)) = kv.get("m1").await {
+                    break;
+                }
+            }
+            assert!(
+                restarted.elapsed() < Duration::from_secs(20),
+                "m1 did not register again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
     loop {
         let out = cluster_cli(&url, "restart", &["--timeout-ms", "500", "count", "all"]);
         if out.status.code() == Some(0) {
