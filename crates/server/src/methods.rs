@@ -212,6 +212,7 @@ async fn run(
     p: Map<String, Value>,
     id: &Value,
 ) -> Option<Result<Value, RpcError>> {
+    let raw = call.shared.cluster().map(|_| p.clone());
     let request = match Request::parse(method, p) {
         Ok(r) => r,
         Err(e) => return Some(Err(e)),
@@ -225,6 +226,17 @@ async fn run(
             return Some(Err(e));
         }
     }
+    // In a cluster, requests by id go to the session's member and requests
+    // by filter to every member (SPEC 12).
+    let request = match (call.shared.cluster().cloned(), raw) {
+        (Some(cluster), Some(raw)) => {
+            match crate::cluster::route(&cluster, call, request, method, &raw).await {
+                crate::cluster::Routed::Local(request) => request,
+                crate::cluster::Routed::Done(outcome) => return outcome,
+            }
+        }
+        _ => request,
+    };
     match request {
         Request::Close => {
             call.after.close_self = Some(CloseReason::ClosedByClient);

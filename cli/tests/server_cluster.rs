@@ -1,0 +1,490 @@
+//! SPEC section 12: session servers in a cluster over NATS, with real
+//! processes: a `nats-server` of its own per test (JetStream with file
+//! storage, on a free loopback port), three `session-filter server --nats
+//! URL --cluster NAME` processes, and the Rust client crate against any of
+//! them. A member is killed with SIGKILL, paused with SIGSTOP (a slow
+//! member), and the broker is restarted.
+//!
+//! Without `nats-server` these tests skip with a message; under CI
+//! (`CI=true`) a missing server is a failure. Every process is killed when
+//! its guard drops, and every wait is bounded.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use session_filter_client::{connect, OpenOptions, Session, Target};
+
+const BIN: &str = env!("CARGO_BIN_EXE_session-filter");
+const PASSWORD: &str = "cluster test password";
+
+// ---------------------------------------------------------------- nats
+
+/// A `nats-server` with JetStream (file storage in a directory of its own)
+/// on a free loopback port.
+struct NatsServer {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    binary: PathBuf,
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl NatsServer {
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(binary: &PathBuf, port: u16, dir: &PathBuf) -> Child {
+        Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts")
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Kills the broker and starts a new one on the same port and storage
+    /// directory: file-storage buckets survive, memory ones do not.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = NatsServer::spawn(&self.binary, self.port, &self.dir);
+        assert!(self.wait_ready(), "nats-server did not restart");
+    }
+}
+
+fn nats() -> Option<NatsServer> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let binary = std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join("nats-server"))
+        .find(|p| p.is_file());
+    let Some(binary) = binary else {
+        let message = "nats-server is not installed: install it with \
+                       `apt-get update && apt-get install -y nats-server` (Debian/Ubuntu)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{message}");
+        }
+        eprintln!("SKIPPED: {message}");
+        return None;
+    };
+    static SERVERS: AtomicUsize = AtomicUsize::new(0);
+    for _attempt in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "session-server-nats-{}-{}",
+            std::process::id(),
+            SERVERS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let child = NatsServer::spawn(&binary, port, &dir);
+        let mut server = NatsServer {
+            child,
+            port,
+            dir,
+            binary: binary.clone(),
+        };
+        if server.wait_ready() {
+            return Some(server);
+        }
+    }
+    panic!("nats-server did not start");
+}
+
+// ---------------------------------------------------------------- members
+
+fn config(name: &str, request_timeout_ms: u64) -> String {
+    let hash = session_filter_server::hash_password(PASSWORD).expect("a hash");
+    format!(
+        r#"
+[server]
+name = "{name}"
+listen = "127.0.0.1:0"
+reconnect_timeout_ms = 1000
+
+[anonymous]
+allow = true
+roles = ["CLIENT"]
+
+[principals.ops]
+password_hash = "{hash}"
+roles = ["OPS"]
+
+[roles.OPS]
+global = ["VIEW_SESSION", "MODIFY_SESSION", "REGISTER_HANDLER", "VIEW_SERVER"]
+paths = {{ "locks" = ["ACQUIRE_LOCK"], "alerts" = ["SEND_TO_SESSION"] }}
+
+[[trusted_properties]]
+key = "Desk"
+values = ["FX", "Rates"]
+
+[cluster]
+request_timeout_ms = {request_timeout_ms}
+"#
+    )
+}
+
+/// A `session-filter server` process in a cluster, killed when dropped.
+struct Member {
+    name: String,
+    child: Child,
+    url: String,
+    _lines: mpsc::Receiver<String>,
+    config: PathBuf,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+impl Member {
+    /// Starts a member; `Err` with its stderr when it exits instead.
+    fn try_start(
+        nats: &NatsServer,
+        cluster: &str,
+        name: &str,
+        timeout_ms: u64,
+    ) -> Result<Member, String> {
+        static CONFIGS: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "session-server-{}-{}-{name}.toml",
+            std::process::id(),
+            CONFIGS.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, config(name, timeout_ms)).expect("the config");
+        let mut child = Command::new(BIN)
+            .arg("server")
+            .arg("--config")
+            .arg(&path)
+            .args(["--nats", &nats.url(), "--cluster", cluster])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    if let Some(addr) = line.strip_prefix("listening on http://") {
+                        return Ok(Member {
+                            name: name.to_owned(),
+                            child,
+                            url: format!("ws://{addr}/session"),
+                            _lines: rx,
+                            config: path,
+                        });
+                    }
+                    seen.push(line);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&path);
+        Err(seen.join("\n"))
+    }
+
+    fn start(nats: &NatsServer, cluster: &str, name: &str, timeout_ms: u64) -> Member {
+        Member::try_start(nats, cluster, name, timeout_ms)
+            .unwrap_or_else(|e| panic!("member {name} did not start: {e}"))
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// SIGKILL: no chance to deregister or close anything.
+    fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    async fn ops(&self) -> Session {
+        connect(&self.url, OpenOptions::principal("ops", PASSWORD))
+            .await
+            .expect("an ops session")
+    }
+
+    async fn client(&self, desk: &str) -> Session {
+        connect(&self.url, OpenOptions::anonymous().property("Desk", desk))
+            .await
+            .expect("a client session")
+    }
+}
+
+fn three(nats: &NatsServer, cluster: &str, timeout_ms: u64) -> Vec<Member> {
+    ["m1", "m2", "m3"]
+        .iter()
+        .map(|n| Member::start(nats, cluster, n, timeout_ms))
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+fn code(r: Result<Value, session_filter_client::Error>) -> i64 {
+    match r {
+        Ok(v) => panic!("expected an error, got {v}"),
+        Err(e) => e.code().unwrap_or_else(|| panic!("not an RPC error: {e}")),
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn requests_by_id_and_by_filter_reach_every_member() {
+    let Some(nats) = nats() else { return };
+    let members = three(&nats, "c1", 2000);
+    // A second member under a live name does not start.
+    let refused = Member::try_start(&nats, "c1", "m2", 2000);
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("registered")),
+        "a duplicate name must be refused: {:?}",
+        refused.as_ref().map(|m| &m.name)
+    );
+    runtime().block_on(async {
+        let mut ops = Vec::new();
+        let mut clients = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            ops.push(m.ops().await);
+            // Member i holds i + 1 FX sessions and one Rates session.
+            for _ in 0..=i {
+                clients.push((m.name.clone(), m.client("FX").await));
+            }
+            clients.push((m.name.clone(), m.client("Rates").await));
+        }
+        // 3 ops + 6 FX + 3 Rates.
+        for o in &ops {
+            assert_eq!(o.count("all").await.expect("count"), 12);
+            let fx = o.call("clients.count", json!({"filter": "Desk is 'FX'"})).await.expect("count");
+            assert_eq!(fx["count"], 6);
+            assert_eq!(fx["partial"], false);
+            assert_eq!(fx["missing"], json!([]));
+        }
+        // By id, from every member to every session.
+        for o in &ops {
+            for (member, c) in &clients {
+                let p = o.get_properties(&c.id(), Some(&["$ServerName", "Desk"])).await.expect("get");
+                assert_eq!(p["$ServerName"], json!(member), "{p}");
+            }
+        }
+        // A bad filter is refused before anything is sent.
+        assert_eq!(code(ops[0].call("clients.count", json!({"filter": "Desk is"})).await), 106);
+        // An id no live member holds is 107.
+        assert_eq!(code(ops[0].get_properties("00000000deadbeef-0000000000000001", None).await), 107);
+        // Pages merge in order across members.
+        let page = ops[1]
+            .fetch("Desk is 'FX'", json!({"properties": ["$ServerName"], "order_by": "$ServerName", "descending": true, "offset": 1, "limit": 4}))
+            .await
+            .expect("fetch");
+        assert_eq!(page["total"], 6);
+        let servers: Vec<&str> = page["sessions"].as_array().expect("rows").iter().map(|r| r["properties"]["$ServerName"].as_str().unwrap_or("")).collect();
+        assert_eq!(servers, ["m3", "m3", "m2", "m2"], "{page}");
+        // The ordering key is not returned unless asked for.
+        let page = ops[0].fetch("Desk is 'FX'", json!({"order_by": "$ServerName", "limit": 6})).await.expect("fetch");
+        let rows = page["sessions"].as_array().expect("rows");
+        assert_eq!(rows.len(), 6);
+        assert!(rows.iter().all(|r| r["properties"] == json!({})), "{page}");
+        let ids: Vec<String> = rows.iter().map(|r| r["id"].as_str().unwrap_or("").to_owned()).collect();
+        let fx_on = |m: &str| clients.iter().filter(|(n, c)| n == m && c.opened()["properties"]["Desk"] == "FX").count();
+        assert_eq!(fx_on("m1") + fx_on("m2") + fx_on("m3"), 6);
+        assert_eq!(ids.len(), 6);
+        // A change by id on another member.
+        let (_, target) = &clients[clients.len() - 1];
+        let changed = ops[0].set_properties(Target::id(target.id()), &[("Desk", Some("FX"))]).await.expect("set");
+        assert_eq!(changed["changed"]["Desk"], "Rates", "{changed}");
+        assert_eq!(ops[2].count("Desk is 'FX'").await.expect("count"), 7);
+        // A change by filter on every member.
+        let r = ops[1].call("clients.change_roles", json!({"filter": "Desk is 'Rates'", "add": ["RATES"]})).await.expect("roles");
+        assert_eq!(r["count"], 2, "{r}");
+        assert_eq!(ops[0].count("hasRoles ['RATES']").await.expect("count"), 2);
+        // Close by id across members: the target is told.
+        let (_, victim) = &clients[0];
+        assert_eq!(ops[2].close_sessions(Target::id(victim.id())).await.expect("close"), 1);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while victim.closed_reason().is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(victim.closed_reason().as_deref(), Some("CLOSED_BY_CONTROLLER"));
+        assert_eq!(code(ops[1].get_properties(&victim.id(), None).await), 107);
+        // Close by filter on every member.
+        let r = ops[0].call("clients.close", json!({"filter": "Desk is 'FX'"})).await.expect("close");
+        assert_eq!(r["count"], 6, "{r}");
+        assert_eq!(r["partial"], false);
+        for o in &ops {
+            assert_eq!(o.count("all").await.expect("count"), 5);
+        }
+    });
+}
+
+#[test]
+fn a_slow_member_is_reported_missing_not_waited_for() {
+    let Some(nats) = nats() else { return };
+    let members = three(&nats, "c2", 500);
+    runtime().block_on(async {
+        let ops = members[0].ops().await;
+        let far = members[1].client("FX").await;
+        members[2].client("FX").await;
+        assert_eq!(ops.count("Desk is 'FX'").await.expect("count"), 2);
+        members[1].signal("-STOP");
+        let started = Instant::now();
+        let r = ops
+            .call("clients.count", json!({"filter": "Desk is 'FX'"}))
+            .await
+            .expect("count");
+        let took = started.elapsed();
+        assert_eq!(r["partial"], true, "{r}");
+        assert_eq!(r["missing"], json!(["m2"]));
+        assert_eq!(r["count"], 1);
+        assert!(took < Duration::from_millis(2000), "waited {took:?}");
+        // By id: 112 after the timeout.
+        assert_eq!(code(ops.get_properties(&far.id(), None).await), 112);
+        members[1].signal("-CONT");
+        let r = ops
+            .call("clients.count", json!({"filter": "Desk is 'FX'"}))
+            .await
+            .expect("count");
+        assert_eq!(r["partial"], false, "{r}");
+        assert_eq!(r["count"], 2);
+    });
+}
+
+#[test]
+fn a_lock_passes_across_members_through_kill_9_and_a_broker_restart() {
+    let Some(mut nats) = nats() else { return };
+    let mut members = three(&nats, "c3", 1000);
+    runtime().block_on(async {
+        let s1 = members[0].ops().await;
+        let s2 = members[1].ops().await;
+        let s3 = members[2].ops().await;
+        let first = s1.lock("locks/a", "session").await.expect("granted");
+        // Waiters on members 2 and 3, in that order.
+        let w2 = tokio::spawn({
+            let s2 = s2.clone();
+            async move { s2.lock("locks/a", "session").await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let w3 = tokio::spawn({
+            let s3 = s3.clone();
+            async move { s3.lock("locks/a", "session").await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let listed = s3.call("locks.list", json!({})).await.expect("list");
+        assert_eq!(listed["locks"]["locks/a"]["server"], "m1", "{listed}");
+        assert_eq!(
+            listed["locks"]["locks/a"]["sequence"],
+            json!(first.sequence)
+        );
+        assert!(!w2.is_finished() && !w3.is_finished());
+        // Member 1 dies without a word: within the membership expiry (10
+        // s) the next waiter, on member 2, gets the lock.
+        let killed = Instant::now();
+        members[0].kill_9();
+        let second = tokio::time::timeout(Duration::from_secs(20), w2)
+            .await
+            .expect("member 2's waiter is granted within 20 s")
+            .expect("the task")
+            .expect("granted");
+        let after = killed.elapsed();
+        assert!(second.sequence > first.sequence);
+        assert!(
+            after >= Duration::from_secs(5),
+            "granted {after:?} after the kill: the owner's member was not known dead yet"
+        );
+        assert!(
+            !w3.is_finished(),
+            "two owners: member 3's waiter was granted too"
+        );
+        let listed = s3.call("locks.list", json!({})).await.expect("list");
+        assert_eq!(listed["locks"]["locks/a"]["server"], "m2", "{listed}");
+        // The broker restarts: the lock table is on file storage.
+        nats.restart();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let listed = s3
+            .call("locks.list", json!({}))
+            .await
+            .expect("list after the restart");
+        assert_eq!(
+            listed["locks"]["locks/a"]["session_id"],
+            json!(s2.id()),
+            "{listed}"
+        );
+        assert_eq!(
+            listed["locks"]["locks/a"]["sequence"],
+            json!(second.sequence)
+        );
+        let second_sequence = second.sequence;
+        assert!(second.release().await.expect("released"));
+        let third = tokio::time::timeout(Duration::from_secs(10), w3)
+            .await
+            .expect("member 3's waiter is granted")
+            .expect("the task")
+            .expect("granted");
+        assert!(third.sequence > second_sequence);
+        // A member restarted under the dead one's name is accepted once
+        // that one is known dead.
+        members[0] = Member::start(&nats, "c3", "m1", 1000);
+        let again = members[0].ops().await;
+        let r = again
+            .call("locks.release", json!({"name": "locks/a"}))
+            .await
+            .expect("release");
+        assert_eq!(r["released"], false);
+    });
+}
