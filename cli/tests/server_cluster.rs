@@ -488,3 +488,118 @@ fn a_lock_passes_across_members_through_kill_9_and_a_broker_restart() {
         assert_eq!(r["released"], false);
     });
 }
+
+/// Waits for the listener's next event that passes `keep`, bounded.
+async fn next_event(
+    listener: &mut session_filter_client::Listener,
+    within: Duration,
+    keep: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = listener
+            .next_timeout(left)
+            .await
+            .unwrap_or_else(|| panic!("no event within {within:?}"));
+        if keep(&event) {
+            return event;
+        }
+    }
+}
+
+#[test]
+fn a_listener_sees_the_sessions_of_every_member() {
+    let Some(nats) = nats() else { return };
+    let mut members = three(&nats, "c4", 1000);
+    runtime().block_on(async {
+        let ops = members[0].ops().await;
+        let fx2 = members[1].client("FX").await;
+        let fx3 = members[2].client("FX").await;
+        let rates1 = members[0].client("Rates").await;
+        let fx1 = members[0].client("FX").await;
+        let mut listener = ops
+            .listen("Desk is 'FX'", &["Desk", "$ServerName"], None)
+            .await
+            .expect("listen");
+        // The snapshot: the FX sessions of all three members.
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..3 {
+            let e = next_event(&mut listener, Duration::from_secs(5), |_| true).await;
+            assert_eq!(e["event"], "open", "{e}");
+            seen.insert(
+                e["session_id"].as_str().unwrap_or("").to_owned(),
+                e["properties"]["$ServerName"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+        }
+        let expected: std::collections::BTreeMap<String, String> = [
+            (fx1.id(), "m1".to_owned()),
+            (fx2.id(), "m2".to_owned()),
+            (fx3.id(), "m3".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(seen, expected);
+        // A new session on member 3, a change on member 2 (made from member
+        // 1), a session of member 1 that starts to match.
+        let late = members[2].client("FX").await;
+        let e = next_event(&mut listener, Duration::from_secs(5), |_| true).await;
+        assert_eq!(
+            (e["event"].as_str(), e["session_id"].as_str()),
+            (Some("open"), Some(late.id().as_str())),
+            "{e}"
+        );
+        ops.set_properties(Target::id(fx2.id()), &[("Desk", Some("Rates"))])
+            .await
+            .expect("set");
+        let e = next_event(&mut listener, Duration::from_secs(5), |_| true).await;
+        assert_eq!(
+            (e["event"].as_str(), e["session_id"].as_str()),
+            (Some("left"), Some(fx2.id().as_str())),
+            "{e}"
+        );
+        ops.set_properties(Target::id(rates1.id()), &[("Desk", Some("FX"))])
+            .await
+            .expect("set");
+        let e = next_event(&mut listener, Duration::from_secs(5), |_| true).await;
+        assert_eq!(
+            (e["event"].as_str(), e["session_id"].as_str()),
+            (Some("open"), Some(rates1.id().as_str())),
+            "{e}"
+        );
+        // A close on member 3 by id from member 1.
+        ops.close_sessions(Target::id(fx3.id()))
+            .await
+            .expect("close");
+        let e = next_event(&mut listener, Duration::from_secs(5), |_| true).await;
+        assert_eq!(
+            (e["event"].as_str(), e["reason"].as_str()),
+            (Some("close"), Some("CLOSED_BY_CONTROLLER")),
+            "{e}"
+        );
+        assert_eq!(e["session_id"], json!(fx3.id()));
+        // Member 3 dies: its remaining session (`late`) is reported closed,
+        // CONNECTION_LOST, once it is known dead.
+        let killed = Instant::now();
+        members[2].kill_9();
+        let e = next_event(&mut listener, Duration::from_secs(15), |_| true).await;
+        assert_eq!(
+            (e["event"].as_str(), e["reason"].as_str()),
+            (Some("close"), Some("CONNECTION_LOST")),
+            "{e}"
+        );
+        assert_eq!(e["session_id"], json!(late.id()));
+        eprintln!(
+            "the dead member's session was reported closed {:?} after the kill",
+            killed.elapsed()
+        );
+        // Nothing else is told twice.
+        assert!(listener
+            .next_timeout(Duration::from_millis(500))
+            .await
+            .is_none());
+    });
+}

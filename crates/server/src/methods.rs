@@ -244,7 +244,7 @@ async fn run(
         }
         Request::Permissions { path } => Some(permissions(call, path.as_deref())),
         Request::Clients(r) => Some(r.apply(call).await),
-        Request::Listen(r) => r.apply(call, id),
+        Request::Listen(r) => r.apply(call, id).await,
         Request::Locks(r) => r.apply(call, id).await,
         Request::Messaging(r) => r.apply(call, id).await,
         Request::Metrics(r) => Some(r.apply(call).await),

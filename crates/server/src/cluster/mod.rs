@@ -21,6 +21,7 @@
 //! The lock table is cluster-wide ([`locks`]): a FILE-storage bucket, so
 //! it survives a restart of the broker.
 
+pub(crate) mod listen;
 pub(crate) mod locks;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -31,7 +32,8 @@ use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tokio::sync::Semaphore;
+use tokio::sync::{broadcast, Semaphore};
+use tokio::task::AbortHandle;
 
 use crate::error::RpcError;
 use crate::methods::{After, Call, Request};
@@ -144,6 +146,10 @@ pub(crate) struct Cluster {
     recent: Mutex<Recent>,
     pub(crate) locks: locks::ClusterLocks,
     runtime: tokio::runtime::Handle,
+    /// The name of each member known dead, when it is.
+    pub(crate) deaths: broadcast::Sender<String>,
+    /// Watches run here for listeners on other members, by subject.
+    remote_listeners: Mutex<HashMap<String, AbortHandle>>,
 }
 
 /// Opens a bucket, creating its stream by hand when absent (as
@@ -252,6 +258,8 @@ impl Cluster {
             recent: Mutex::new(Recent::default()),
             locks: locks::ClusterLocks::new(lock_bucket),
             runtime: tokio::runtime::Handle::current(),
+            deaths: broadcast::channel(64).0,
+            remote_listeners: Mutex::new(HashMap::new()),
         });
         let synced = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(me.clone().watch_roster(members.clone(), synced.clone()));
@@ -384,6 +392,7 @@ impl Cluster {
             for dead in before.difference(&now) {
                 tracing_note(&format!("member {dead} is known dead"));
                 lock(&self.roster).remove(dead);
+                let _ = self.deaths.send(dead.clone());
                 let me = self.clone();
                 let shared = shared.clone();
                 let dead = dead.clone();
@@ -391,6 +400,10 @@ impl Cluster {
             }
             before = now;
         }
+    }
+
+    pub(crate) fn remote_listeners(&self) -> MutexGuard<'_, HashMap<String, AbortHandle>> {
+        lock(&self.remote_listeners)
     }
 
     /// Runs `work` on the cluster's runtime (from any thread).
@@ -553,7 +566,7 @@ async fn serve(
                 Some(answer) => answer,
                 None => {
                     let rid = wire.rid.clone();
-                    let outcome = execute(&shared, wire).await;
+                    let outcome = execute(&shared, &cluster, wire).await;
                     let answer = encode_answer(&cluster.name, &outcome);
                     cluster.remember(rid, answer.clone());
                     answer
@@ -567,7 +580,16 @@ async fn serve(
 
 /// Runs a request from another member here, as its caller (whose
 /// permissions that member checked).
-async fn execute(shared: &Arc<Shared>, wire: Wire) -> Result<Value, RpcError> {
+async fn execute(
+    shared: &Arc<Shared>,
+    cluster: &Arc<Cluster>,
+    wire: Wire,
+) -> Result<Value, RpcError> {
+    match wire.method.as_str() {
+        listen::LISTEN => return listen::serve(shared, cluster, &wire.from, &wire.params),
+        listen::UNLISTEN => return Ok(listen::unserve(cluster, &wire.params)),
+        _ => {}
+    }
     let mut request = Request::parse(&wire.method, wire.params)?;
     if let (Request::Clients(crate::clients::Request::Fetch { limit, .. }), Some(rows)) =
         (&mut request, wire.rows)
