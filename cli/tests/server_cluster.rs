@@ -603,3 +603,89 @@ fn a_listener_sees_the_sessions_of_every_member() {
             .is_none());
     });
 }
+
+#[test]
+fn messages_reach_sessions_on_every_member_and_answers_come_back() {
+    let Some(nats) = nats() else { return };
+    let members = three(&nats, "c5", 1000);
+    runtime().block_on(async {
+        let sender = members[0].ops().await;
+        let mut handlers = Vec::new();
+        for m in &members {
+            let session = m.client("FX").await;
+            let mut handler = session.add_handler("alerts").await.expect("handler");
+            let name = m.name.clone();
+            handlers.push(session.id());
+            tokio::spawn(async move {
+                let _keep = session;
+                while let Some(request) = handler.next().await {
+                    if request.request["reject"] == true {
+                        let _ = handler.reject(&request, &format!("no from {name}")).await;
+                    } else {
+                        let reply =
+                            json!({"member": name, "from": request.from, "got": request.request});
+                        let _ = handler.respond(&request, reply).await;
+                    }
+                }
+            });
+        }
+        // A session without a handler, on member 2.
+        let plain = members[1].client("FX").await;
+        // By filter: every member's handler answers, through member 1.
+        let mut responses = sender
+            .send_to_filter("Desk is 'FX'", "alerts", json!({"n": 1}), Some(5000))
+            .await
+            .expect("send");
+        assert_eq!(responses.count, 3);
+        let mut answered = std::collections::BTreeSet::new();
+        loop {
+            let step = tokio::time::timeout(Duration::from_secs(10), responses.next())
+                .await
+                .expect("a response in time")
+                .expect("a response");
+            match step {
+                session_filter_client::Response::Answer(a) => {
+                    assert_eq!(a["response"]["from"], json!(sender.id()), "{a}");
+                    assert_eq!(a["response"]["got"], json!({"n": 1}));
+                    answered.insert(a["response"]["member"].as_str().unwrap_or("").to_owned());
+                }
+                session_filter_client::Response::Done(d) => {
+                    assert_eq!(
+                        (
+                            d["responded"].as_u64(),
+                            d["failed"].as_u64(),
+                            d["timed_out"].as_u64()
+                        ),
+                        (Some(3), Some(0), Some(0)),
+                        "{d}"
+                    );
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            answered,
+            ["m1", "m2", "m3"].iter().map(|s| s.to_string()).collect()
+        );
+        // By id, to a session on member 3; a rejection keeps its text.
+        let r = sender
+            .send_to_session(&handlers[2], "alerts", json!({"n": 2}), None)
+            .await
+            .expect("send");
+        assert_eq!(r["member"], "m3", "{r}");
+        let e = sender
+            .send_to_session(&handlers[1], "alerts", json!({"reject": true}), None)
+            .await
+            .expect_err("rejected");
+        assert_eq!(e.code(), Some(9003));
+        assert!(e.to_string().contains("no from m2"), "{e}");
+        assert_eq!(
+            code(
+                sender
+                    .send_to_session(&plain.id(), "alerts", json!(1), None)
+                    .await
+            ),
+            109
+        );
+    });
+}

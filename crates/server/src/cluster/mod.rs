@@ -23,6 +23,7 @@
 
 pub(crate) mod listen;
 pub(crate) mod locks;
+pub(crate) mod messages;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -588,6 +589,9 @@ async fn execute(
     match wire.method.as_str() {
         listen::LISTEN => return listen::serve(shared, cluster, &wire.from, &wire.params),
         listen::UNLISTEN => return Ok(listen::unserve(cluster, &wire.params)),
+        messages::SEND => {
+            return messages::serve(shared, cluster, &wire.caller, &wire.params).await
+        }
         _ => {}
     }
     let mut request = Request::parse(&wire.method, wire.params)?;
@@ -610,6 +614,15 @@ async fn execute(
     };
     match request {
         Request::Clients(r) => r.apply(&mut call).await,
+        Request::Messaging(crate::messaging::Request::Send {
+            target: crate::clients::Target::Id(target),
+            path,
+            request,
+            timeout,
+        }) => {
+            crate::messaging::serve_by_id(shared, &wire.caller, &target, &path, &request, timeout)
+                .await
+        }
         _ => Err(RpcError::MethodNotFound(wire.method)),
     }
 }
@@ -633,6 +646,30 @@ pub(crate) async fn route(
     params: &Map<String, Value>,
 ) -> Routed {
     use crate::clients::{Request as C, Target};
+    if let Request::Messaging(crate::messaging::Request::Send {
+        target: Target::Id(id),
+        timeout,
+        ..
+    }) = &request
+    {
+        return match cluster.holder(id) {
+            Ok(None) => Routed::Local(request),
+            Err(e) => Routed::Done(Some(Err(e))),
+            Ok(Some(member)) => {
+                let wire = Wire {
+                    rid: cluster.new_rid(),
+                    from: cluster.name.clone(),
+                    caller: call.client.id.to_string(),
+                    method: method.to_owned(),
+                    params: params.clone(),
+                    rows: None,
+                };
+                // The recipient has the whole timeout to answer.
+                let wait = *timeout + cluster.timeout;
+                Routed::Done(Some(cluster.forward(&member, &wire, wait).await))
+            }
+        };
+    }
     let Request::Clients(r) = request else {
         return Routed::Local(request);
     };
