@@ -21,11 +21,12 @@ use futures_util::StreamExt;
 use session_filter::cluster::wire::{Operation, Outcome, Reply, Request, WireErrorKind, VERSION};
 use session_filter::cluster::{self, ClusterClient, FetchSpec};
 use session_filter::{PropertyChange, SessionStore};
+use support::{text, BIN};
+
+mod support;
 
 /// The CLI's demo population (`select` without a file).
 const DEMO_SESSIONS: u64 = 5000;
-
-const BIN: &str = env!("CARGO_BIN_EXE_session-filter");
 
 /// Filters of several shapes, each checked against one store.
 const FILTERS: [&str; 6] = [
@@ -305,10 +306,6 @@ fn cluster_cli(nats: &str, cluster: &str, args: &[&str]) -> Output {
         thread::sleep(Duration::from_millis(10));
     }
     child.wait_with_output().expect("output")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The figure on stdout, asserting the exit code.
