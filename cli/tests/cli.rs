@@ -6,12 +6,12 @@ mod support;
 
 use std::cmp::Reverse;
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use session_filter::{roles_to_string, Program, Session};
-use support::{run, temp_lines, text, BIN};
+use support::{run, spawn, temp_lines, text};
 
 /// Asserts exit code 2 and an `error: LINE:COL: …` report with a caret.
 fn assert_filter_error(out: &Output, what: &str) {
@@ -656,13 +656,7 @@ fn select_stops_reading_once_the_page_is_printed() {
 
 #[test]
 fn select_stops_reading_an_endless_stdin_once_the_page_is_printed() {
-    let mut child = Command::new(BIN)
-        .args(["select", "-q", "all", "-", "--limit", "3", "--offset", "2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
+    let mut child = spawn(&["select", "-q", "all", "-", "--limit", "3", "--offset", "2"]);
     let mut pipe = child.stdin.take().expect("stdin");
     // Writes until the tool goes away.
     let writer = std::thread::spawn(move || {

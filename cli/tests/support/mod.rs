@@ -9,22 +9,27 @@ pub mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The `session-filter` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_session-filter");
 
-/// Runs the binary with `args`, writing `stdin` (if any) to its standard
-/// input, and waits for it.
-pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(BIN)
+/// Starts the binary with `args`, its standard streams piped.
+pub fn spawn(args: &[&str]) -> Child {
+    Command::new(BIN)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the binary runs");
+        .expect("the binary runs")
+}
+
+/// Runs the binary with `args`, writing `stdin` (if any) to its standard
+/// input, and waits for it.
+pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = spawn(args);
     {
         let mut pipe = child.stdin.take().expect("stdin");
         // The tool may exit before reading everything; that is fine.
