@@ -54,6 +54,7 @@ mod messaging;
 mod methods;
 mod metrics;
 mod outbound;
+mod prometheus;
 mod protocol;
 mod security;
 mod server;
@@ -109,7 +110,14 @@ impl ServerBuilder {
             store,
             roles,
             authenticators,
-            metrics::Collectors::default(),
+            metrics::Collectors::with_configured(
+                self.config
+                    .metrics
+                    .collectors
+                    .iter()
+                    .map(|c| c.spec())
+                    .collect(),
+            ),
         );
         Server {
             shared: Arc::new(shared),
@@ -160,14 +168,44 @@ impl Server {
         http::router(self.shared.clone(), self.config.clone(), local)
     }
 
+    /// The router of `[metrics] listen`: `/metrics` alone, to any peer.
+    pub fn metrics_router(&self) -> axum::Router {
+        prometheus::router(self.shared.clone())
+    }
+
+    /// The Prometheus exposition (text format 0.0.4) that `/metrics`
+    /// serves: the exported collectors and the server's own figures.
+    pub fn metrics_text(&self) -> String {
+        prometheus::render(&self.shared)
+    }
+
     /// Serves on `listener` until `shutdown` completes, then closes every
-    /// session (`SERVER_CLOSING`) and returns.
+    /// session (`SERVER_CLOSING`) and returns. The configuration's
+    /// collectors start here; with `[metrics] listen` set, `/metrics` is
+    /// served on that address too (printed on stderr as `metrics on
+    /// http://HOST:PORT/metrics`) and not on `listener`.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let local = listener.local_addr()?;
+        self.shared.metrics.start_configured(&self.shared.store);
+        if let Some(address) = &self.config.metrics.listen {
+            let metrics = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {address} for metrics: {e}"),
+                )
+            })?;
+            eprintln!("metrics on http://{}/metrics", metrics.local_addr()?);
+            let app = self.metrics_router();
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let stop = async move { shared.shutdown.notified().await };
+                let _ = axum::serve(metrics, app).with_graceful_shutdown(stop).await;
+            });
+        }
         let app = self
             .router(local)
             .into_make_service_with_connect_info::<SocketAddr>();
