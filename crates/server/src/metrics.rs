@@ -141,6 +141,9 @@ enum Place {
     Ungrouped,
 }
 
+/// Where each session was counted before a resync, with its group's values.
+type Restore = HashMap<Arc<str>, (Place, Box<[String]>)>;
+
 /// One group's figures.
 #[derive(Clone, Debug)]
 pub(crate) struct Group {
@@ -165,7 +168,7 @@ pub(crate) struct Figures {
     ungrouped: u64,
     /// While resyncing after a lag: where sessions were counted before, so
     /// those still in the same group are not counted as entering again.
-    restore: Option<HashMap<Arc<str>, (Place, Box<[String]>)>>,
+    restore: Option<Restore>,
     /// Before a resync of a collector without group-by: the watch's count,
     /// and the group's opened and closed.
     restore_count: Option<(u64, u64, u64)>,
