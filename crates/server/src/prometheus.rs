@@ -298,3 +298,29 @@ impl Collector for Exposition {
         self.collectors(&mut encoder)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn status_for(peer: &str) -> StatusCode {
+        let server = crate::Server::builder(crate::Config::parse("").unwrap()).build();
+        let mut request = axum::extract::Request::new(axum::body::Body::empty());
+        let peer: SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        local_only(State(server.shared.clone()), request)
+            .await
+            .status()
+    }
+
+    #[tokio::test]
+    async fn only_loopback_peers_on_the_main_listener() {
+        assert_eq!(status_for("127.0.0.1:5000").await, StatusCode::OK);
+        assert_eq!(status_for("[::1]:5000").await, StatusCode::OK);
+        assert_eq!(status_for("10.1.2.3:5000").await, StatusCode::FORBIDDEN);
+        assert_eq!(
+            status_for("[2001:db8::1]:5000").await,
+            StatusCode::FORBIDDEN
+        );
+    }
+}
