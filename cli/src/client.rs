@@ -352,7 +352,7 @@ async fn command(session: &Session, command: ClientCommand) -> Result<(), Failur
                 .await
                 .map_err(failure)?,
         ),
-        ClientCommand::Metrics(command) => metrics(&session, command).await,
+        ClientCommand::Metrics(command) => metrics(session, command).await,
         ClientCommand::Call { method, params } => {
             let params: Value = serde_json::from_str(&params)
                 .map_err(|e| Failure::Invalid(format!("params are not JSON: {e}")))?;
