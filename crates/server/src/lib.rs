@@ -126,6 +126,19 @@ impl ServerBuilder {
     }
 }
 
+/// The params object of a method (`null` is no params).
+fn object(
+    params: serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, RpcError> {
+    match params {
+        serde_json::Value::Object(map) => Ok(map),
+        serde_json::Value::Null => Ok(serde_json::Map::new()),
+        other => Err(RpcError::params(format!(
+            "params must be an object, found {other}"
+        ))),
+    }
+}
+
 /// A session server; clone it freely (it is a handle).
 #[derive(Clone)]
 pub struct Server {
@@ -166,6 +179,55 @@ impl Server {
     /// Host and Origin checks).
     pub fn router(&self, local: SocketAddr) -> axum::Router {
         http::router(self.shared.clone(), self.config.clone(), local)
+    }
+
+    /// Adds or replaces a session metric collector in process, with the
+    /// params of `metrics.put_session_collector` (SPEC 11.9):
+    /// `{"name","filter","group_by"?,"max_groups"?,"remove_empty"?,"export"?}`.
+    /// The errors are the method's (-32602, 106). Needs a tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn run(server: session_filter_server::Server) -> Result<(), session_filter_server::RpcError> {
+    /// use serde_json::json;
+    /// server
+    ///     .put_session_collector(json!({
+    ///         "name": "traders_by_country",
+    ///         "filter": "hasRoles ['trader']",
+    ///         "group_by": ["$Country"],
+    ///     }))
+    ///     .await?;
+    /// let figures = server.fetch_metrics(json!({"names": ["traders_by_country"]})).await?;
+    /// # drop(figures);
+    /// # Ok(()) }
+    /// ```
+    pub async fn put_session_collector(&self, params: serde_json::Value) -> Result<(), RpcError> {
+        match metrics::Request::parse("metrics.put_session_collector", object(params)?)? {
+            metrics::Request::Put(spec) => {
+                self.shared.metrics.start_configured(&self.shared.store);
+                self.shared.metrics.put(&self.shared.store, spec)
+            }
+            _ => Err(RpcError::params("not a collector")),
+        }
+    }
+
+    /// Removes a collector; false when there was none.
+    pub fn remove_session_collector(&self, name: &str) -> bool {
+        self.shared.metrics.remove(name)
+    }
+
+    /// What `metrics.fetch` answers for these params (`{"names"?}`): every
+    /// collector caught up with the changes made before the call.
+    pub async fn fetch_metrics(
+        &self,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, RpcError> {
+        match metrics::Request::parse("metrics.fetch", object(params)?)? {
+            metrics::Request::Fetch(names) => {
+                self.shared.metrics.start_configured(&self.shared.store);
+                metrics::fetch(&self.shared, names.as_deref()).await
+            }
+            _ => Err(RpcError::params("not a fetch")),
+        }
     }
 
     /// The router of `[metrics] listen`: `/metrics` alone, to any peer.

@@ -748,7 +748,7 @@ impl Request {
 }
 
 /// `metrics.fetch`: the collectors, each caught up first, and the server.
-async fn fetch(shared: &Shared, names: Option<&[String]>) -> Result<Value, RpcError> {
+pub(crate) async fn fetch(shared: &Shared, names: Option<&[String]>) -> Result<Value, RpcError> {
     let collectors = shared.metrics.named(names);
     futures_util::future::join_all(collectors.iter().map(|c| c.flush())).await;
     let mut out = Map::new();
