@@ -1,0 +1,479 @@
+//! Session locks over real sockets (SPEC 11.6): each rule as its own test,
+//! then a linearizability check of a random history.
+
+mod common;
+mod support;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use support::*;
+
+const SHORT: Duration = Duration::from_millis(300);
+
+/// A session of `ops` (ACQUIRE_LOCK under `locks`), with its token.
+async fn ops(url: &str) -> (Raw, String, String) {
+    let mut c = Raw::connect(url).await;
+    let r = c
+        .ok("open", json!({"principal": "ops", "credentials": PASSWORD}))
+        .await;
+    (
+        c,
+        r["session_id"].as_str().unwrap().to_owned(),
+        r["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn reconnect(url: &str, id: &str, token: &str) -> Raw {
+    let mut c = Raw::connect(url).await;
+    c.ok(
+        "open",
+        json!({"reconnect": {"session_id": id, "token": token}}),
+    )
+    .await;
+    c
+}
+
+async fn acquire(c: &mut Raw, name: &str) -> Value {
+    c.ok("locks.acquire", json!({ "name": name })).await
+}
+
+async fn released(c: &mut Raw, name: &str) -> bool {
+    c.ok("locks.release", json!({ "name": name })).await["released"]
+        .as_bool()
+        .unwrap()
+}
+
+async fn list(c: &mut Raw) -> Value {
+    c.ok("locks.list", json!({})).await["locks"].clone()
+}
+
+/// Sends an acquire that is expected to wait, and gives the server time to
+/// queue it (requests on one connection are handled concurrently, so only
+/// time orders two acquires of different connections).
+async fn wait_for(c: &mut Raw, id: &str, name: &str, scope: &str) {
+    send(
+        c,
+        id,
+        "locks.acquire",
+        json!({"name": name, "scope": scope}),
+    )
+    .await;
+    assert!(
+        !answered_within(c, id, Duration::from_millis(150)).await,
+        "{id} was answered at once"
+    );
+}
+
+#[tokio::test]
+async fn a_free_lock_is_granted_at_once_and_sequences_grow() {
+    let s = start().await;
+    let (mut a, _, _) = ops(&s.url()).await;
+    assert_eq!(
+        acquire(&mut a, "locks/a").await,
+        json!({"name": "locks/a", "sequence": 1, "scope": "session"})
+    );
+    assert!(released(&mut a, "locks/a").await);
+    assert_eq!(acquire(&mut a, "locks/a").await["sequence"], 2);
+    // Names are independent.
+    assert_eq!(acquire(&mut a, "locks/b").await["sequence"], 1);
+    let g = a
+        .ok(
+            "locks.acquire",
+            json!({"name": "locks/c", "scope": "connection"}),
+        )
+        .await;
+    assert_eq!(g["scope"], "connection");
+}
+
+#[tokio::test]
+async fn waiters_are_served_in_the_order_they_asked() {
+    let s = start().await;
+    let (mut h, _, _) = ops(&s.url()).await;
+    assert_eq!(acquire(&mut h, "locks/q").await["sequence"], 1);
+    let mut waiters = Vec::new();
+    for i in 0..4 {
+        let (mut w, id, _) = ops(&s.url()).await;
+        wait_for(&mut w, "w", "locks/q", "session").await;
+        waiters.push((i, w, id));
+    }
+    assert!(released(&mut h, "locks/q").await);
+    for (i, w, id) in waiters.iter_mut() {
+        let g = result(w, "w").await;
+        assert_eq!(g["sequence"], *i + 2, "waiter {i}");
+        assert_eq!(list(&mut h).await["locks/q"]["session_id"], id.as_str());
+        // The next one has not been served yet.
+        assert!(released(w, "locks/q").await);
+    }
+    // Nobody waits: the lock is free again.
+    assert_eq!(acquire(&mut h, "locks/q").await["sequence"], 6);
+}
+
+#[tokio::test]
+async fn the_owner_asking_again_gets_the_same_sequence() {
+    let s = start().await;
+    let (mut a, _, _) = ops(&s.url()).await;
+    let first = acquire(&mut a, "locks/r").await;
+    assert_eq!(acquire(&mut a, "locks/r").await, first);
+    // Every pending acquire of a waiting session completes with the grant.
+    let (mut b, _, _) = ops(&s.url()).await;
+    wait_for(&mut b, "b1", "locks/r", "session").await;
+    wait_for(&mut b, "b2", "locks/r", "session").await;
+    assert!(released(&mut a, "locks/r").await);
+    let (g1, g2) = (result(&mut b, "b1").await, result(&mut b, "b2").await);
+    assert_eq!(g1, g2);
+    assert_eq!(g1["sequence"], 2);
+    // One release lets go of it, however many acquires there were.
+    assert!(released(&mut b, "locks/r").await);
+    assert!(!released(&mut b, "locks/r").await);
+}
+
+#[tokio::test]
+async fn mixed_scopes_end_with_connection() {
+    let s = start().await;
+    let (mut a, id, token) = ops(&s.url()).await;
+    assert_eq!(acquire(&mut a, "locks/m").await["scope"], "session");
+    let again = a
+        .ok(
+            "locks.acquire",
+            json!({"name": "locks/m", "scope": "connection"}),
+        )
+        .await;
+    assert_eq!(
+        again,
+        json!({"name": "locks/m", "sequence": 1, "scope": "connection"})
+    );
+    // Asking with `session` again does not make it stronger.
+    assert_eq!(acquire(&mut a, "locks/m").await["scope"], "connection");
+    let (mut ops2, _, _) = ops(&s.url()).await;
+    assert_eq!(list(&mut ops2).await["locks/m"]["scope"], "connection");
+    // And so it goes with the connection.
+    wait_for(&mut ops2, "w", "locks/m", "session").await;
+    drop(a);
+    assert_eq!(result(&mut ops2, "w").await["sequence"], 2);
+    // The session itself lives on.
+    let mut back = reconnect(&s.url(), &id, &token).await;
+    assert!(!released(&mut back, "locks/m").await);
+}
+
+#[tokio::test]
+async fn a_connection_scoped_lock_goes_with_its_connection() {
+    let s = start().await;
+    let (mut a, a_id, token) = ops(&s.url()).await;
+    a.ok(
+        "locks.acquire",
+        json!({"name": "locks/c", "scope": "connection"}),
+    )
+    .await;
+    let (mut b, _, _) = ops(&s.url()).await;
+    wait_for(&mut b, "w", "locks/c", "session").await;
+    a.ws.close(None).await.unwrap();
+    let g = result(&mut b, "w").await;
+    assert_eq!(g["sequence"], 2);
+    // A is only disconnected: still in the store, without the lock.
+    assert_eq!(
+        b.ok("clients.count", json!({"filter": only(&[&a_id])}))
+            .await["count"],
+        1
+    );
+    let mut back = reconnect(&s.url(), &a_id, &token).await;
+    assert!(!released(&mut back, "locks/c").await);
+    // A take-over is a lost connection too (SPEC 11.3).
+    back.ok(
+        "locks.acquire",
+        json!({"name": "locks/t", "scope": "connection"}),
+    )
+    .await;
+    let _thief = reconnect(&s.url(), &a_id, &token).await;
+    back.closed().await;
+    assert_eq!(acquire(&mut b, "locks/t").await["sequence"], 2);
+}
+
+#[tokio::test]
+async fn a_session_scoped_lock_is_kept_over_a_reconnect() {
+    let s = start().await;
+    let (mut a, a_id, token) = ops(&s.url()).await;
+    acquire(&mut a, "locks/s").await;
+    let (mut b, _, _) = ops(&s.url()).await;
+    a.ws.close(None).await.unwrap();
+    drop(a);
+    wait_for(&mut b, "w", "locks/s", "session").await;
+    assert!(!answered_within(&mut b, "w", SHORT).await);
+    let mut back = reconnect(&s.url(), &a_id, &token).await;
+    assert_eq!(
+        list(&mut back).await["locks/s"]["session_id"],
+        a_id.as_str()
+    );
+    // A take-over keeps it too.
+    let mut thief = reconnect(&s.url(), &a_id, &token).await;
+    back.closed().await;
+    assert!(!answered_within(&mut b, "w", SHORT).await);
+    assert!(released(&mut thief, "locks/s").await);
+    assert_eq!(result(&mut b, "w").await["sequence"], 2);
+}
+
+#[tokio::test]
+async fn a_closed_session_lets_go_of_its_locks() {
+    let s = start().await;
+    let (mut a, a_id, _) = ops(&s.url()).await;
+    acquire(&mut a, "locks/x").await;
+    acquire(&mut a, "locks/y").await;
+    let (mut b, _, _) = ops(&s.url()).await;
+    wait_for(&mut b, "x", "locks/x", "session").await;
+    a.ok("close", json!({})).await;
+    assert_eq!(result(&mut b, "x").await["sequence"], 2);
+    // A waiter closed by a controller is never served: b's next grant
+    // after its release is the very next sequence.
+    let (mut c, c_id, _) = ops(&s.url()).await;
+    wait_for(&mut c, "c", "locks/x", "session").await;
+    let _ = a_id;
+    b.ok("clients.close", json!({"session_id": c_id})).await;
+    assert!(released(&mut b, "locks/x").await);
+    assert_eq!(acquire(&mut b, "locks/x").await["sequence"], 3);
+    // Closed by the reconnect timeout: the same.
+    let (mut d, _, _) = ops(&s.url()).await;
+    acquire(&mut d, "locks/z").await;
+    d.ws.close(None).await.unwrap();
+    send(&mut b, "z", "locks.acquire", json!({"name": "locks/z"})).await;
+    // reconnect_timeout_ms is 2000 in the test configuration.
+    assert!(!answered_within(&mut b, "z", Duration::from_millis(1000)).await);
+    assert_eq!(result(&mut b, "z").await["sequence"], 2);
+}
+
+#[tokio::test]
+async fn release_by_someone_else_is_false() {
+    let s = start().await;
+    let (mut a, a_id, _) = ops(&s.url()).await;
+    let (mut b, _, _) = ops(&s.url()).await;
+    assert!(!released(&mut b, "locks/never").await);
+    acquire(&mut a, "locks/n").await;
+    assert!(!released(&mut b, "locks/n").await);
+    assert_eq!(list(&mut b).await["locks/n"]["session_id"], a_id.as_str());
+    assert!(released(&mut a, "locks/n").await);
+    assert!(!released(&mut a, "locks/n").await);
+}
+
+#[tokio::test]
+async fn cancel_answers_pending_acquires_with_120() {
+    let s = start().await;
+    let (mut a, _, _) = ops(&s.url()).await;
+    acquire(&mut a, "locks/k").await;
+    let (mut b, _, _) = ops(&s.url()).await;
+    assert_eq!(
+        b.ok("locks.cancel", json!({"name": "locks/k"})).await,
+        json!({"cancelled": 0})
+    );
+    wait_for(&mut b, "b1", "locks/k", "session").await;
+    wait_for(&mut b, "b2", "locks/k", "connection").await;
+    let (mut c, _, _) = ops(&s.url()).await;
+    wait_for(&mut c, "c1", "locks/k", "session").await;
+    assert_eq!(
+        b.ok("locks.cancel", json!({"name": "locks/k"})).await,
+        json!({"cancelled": 2})
+    );
+    assert_eq!(error(&mut b, "b1").await["code"], 120);
+    assert_eq!(error(&mut b, "b2").await["code"], 120);
+    // The owner's cancel does not release; others' waits are untouched.
+    assert_eq!(
+        a.ok("locks.cancel", json!({"name": "locks/k"})).await,
+        json!({"cancelled": 0})
+    );
+    assert!(!answered_within(&mut c, "c1", SHORT).await);
+    assert!(released(&mut a, "locks/k").await);
+    assert_eq!(result(&mut c, "c1").await["sequence"], 2);
+}
+
+#[tokio::test]
+async fn a_lost_connection_cancels_its_pending_acquires() {
+    let s = start().await;
+    let (mut a, _, _) = ops(&s.url()).await;
+    acquire(&mut a, "locks/l").await;
+    let (mut b, b_id, token) = ops(&s.url()).await;
+    wait_for(&mut b, "w", "locks/l", "session").await;
+    let (mut c, c_id, _) = ops(&s.url()).await;
+    wait_for(&mut c, "w", "locks/l", "session").await;
+    b.ws.close(None).await.unwrap();
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(released(&mut a, "locks/l").await);
+    // b was first in line, but its acquire went with its connection.
+    assert_eq!(result(&mut c, "w").await["sequence"], 2);
+    assert_eq!(list(&mut a).await["locks/l"]["session_id"], c_id.as_str());
+    let mut back = reconnect(&s.url(), &b_id, &token).await;
+    assert!(!released(&mut back, "locks/l").await);
+    // Nothing from the lost connection is delivered on the new one.
+    let got = drain(&mut back, SHORT).await;
+    assert!(got.iter().all(|m| m["id"] != "w"), "{got:?}");
+}
+
+#[tokio::test]
+async fn acquire_lock_is_checked_on_the_name_as_a_path() {
+    let s = start().await;
+    let (mut o, _, _) = ops(&s.url()).await;
+    // OPS: locks = [ACQUIRE_LOCK], locks/forbidden = [].
+    acquire(&mut o, "locks").await;
+    acquire(&mut o, "locks/deep/er/name").await;
+    for name in ["locks/forbidden", "locks/forbidden/x", "elsewhere", "lock"] {
+        let r = o.request("locks.acquire", json!({ "name": name })).await;
+        assert_eq!(r["error"]["code"], 103, "{name}: {r}");
+        assert_eq!(
+            r["error"]["data"],
+            json!({"permission": "ACQUIRE_LOCK", "path": name})
+        );
+    }
+    // CLIENT: locks/public only.
+    let (mut anon, _) = anonymous(&s.url(), None).await;
+    acquire(&mut anon, "locks/public/a").await;
+    assert_eq!(
+        anon.code("locks.acquire", json!({"name": "locks/a"})).await,
+        103
+    );
+    // The nearest assignment decides even when it is empty; default_path
+    // applies only where none is assigned.
+    let s = start_with(|c| {
+        c + r#"
+[principals.pathy]
+password_hash = "@H@"
+roles = ["PATHY", "OTHER"]
+
+[roles.PATHY]
+default_path = ["ACQUIRE_LOCK"]
+paths = { "a" = [], "a/b/c" = ["ACQUIRE_LOCK"] }
+
+[roles.OTHER]
+paths = { "a/b" = [] }
+"#
+        .replace("@H@", hash())
+        .as_str()
+    })
+    .await;
+    let (mut p, _) = principal(&s.url(), "pathy").await;
+    for (name, ok) in [
+        ("z", true),
+        ("z/y", true),
+        ("a", false),
+        ("a/x", false),
+        ("a/b", false),
+        ("a/b/x", false),
+        ("a/b/c", true),
+        ("a/b/c/d", true),
+    ] {
+        let r = p.request("locks.acquire", json!({ "name": name })).await;
+        assert_eq!(r.get("result").is_some(), ok, "{name}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn locks_list_needs_view_server_and_shows_every_owner() {
+    let s = start().await;
+    let (mut anon, anon_id) = anonymous(&s.url(), None).await;
+    let r = anon.request("locks.list", json!({})).await;
+    assert_eq!(r["error"]["code"], 103);
+    assert_eq!(r["error"]["data"]["permission"], "VIEW_SERVER");
+    let (mut o, o_id, _) = ops(&s.url()).await;
+    assert_eq!(list(&mut o).await, json!({}));
+    acquire(&mut anon, "locks/public/p").await;
+    acquire(&mut o, "locks/o").await;
+    o.ok(
+        "locks.acquire",
+        json!({"name": "locks/o2", "scope": "connection"}),
+    )
+    .await;
+    assert!(released(&mut o, "locks/o").await);
+    acquire(&mut o, "locks/o").await;
+    assert_eq!(
+        list(&mut o).await,
+        json!({
+            "locks/public/p": {"session_id": anon_id, "server": "test-1", "sequence": 1, "scope": "session"},
+            "locks/o": {"session_id": o_id, "server": "test-1", "sequence": 2, "scope": "session"},
+            "locks/o2": {"session_id": o_id, "server": "test-1", "sequence": 1, "scope": "connection"},
+        })
+    );
+    // Waiters are not owners.
+    let (mut w, _, _) = ops(&s.url()).await;
+    wait_for(&mut w, "w", "locks/o", "session").await;
+    assert_eq!(list(&mut o).await["locks/o"]["session_id"], o_id.as_str());
+}
+
+#[tokio::test]
+async fn names_of_0_or_more_than_1024_bytes_are_invalid_params() {
+    let s = start().await;
+    let (mut o, _, _) = ops(&s.url()).await;
+    let longest = format!("locks/{}", "é".repeat((1024 - 6) / 2));
+    assert_eq!(longest.len(), 1024);
+    acquire(&mut o, &longest).await;
+    let too_long = format!("{longest}x");
+    for method in ["locks.acquire", "locks.release", "locks.cancel"] {
+        for name in ["", too_long.as_str()] {
+            assert_eq!(
+                o.code(method, json!({ "name": name })).await,
+                -32602,
+                "{method} {}",
+                name.len()
+            );
+        }
+        assert_eq!(o.code(method, json!({})).await, -32602);
+        assert_eq!(o.code(method, json!({"name": 3})).await, -32602);
+    }
+    assert_eq!(
+        o.code(
+            "locks.acquire",
+            json!({"name": "locks/a", "scope": "forever"})
+        )
+        .await,
+        -32602
+    );
+    // Params come before permissions (SPEC 11.1): even where it is denied.
+    let (mut anon, _) = anonymous(&s.url(), None).await;
+    assert_eq!(
+        anon.code("locks.acquire", json!({ "name": "" })).await,
+        -32602
+    );
+}
+
+#[tokio::test]
+async fn a_holder_that_stops_reading_keeps_its_lock_until_its_queue_overflows() {
+    let s =
+        start_with(|c| c.replace("max_queued_messages = 200", "max_queued_messages = 20")).await;
+    let (mut h, h_id, _) = ops(&s.url()).await;
+    acquire(&mut h, "locks/slow").await;
+    h.ok(
+        "clients.listen",
+        json!({"filter": "Desk is 'FX'", "properties": ["Note"]}),
+    )
+    .await;
+    // From now on h never reads.
+    let (mut w, _, _) = ops(&s.url()).await;
+    wait_for(&mut w, "w", "locks/slow", "session").await;
+    assert!(!answered_within(&mut w, "w", Duration::from_millis(500)).await);
+    assert_eq!(
+        list(&mut w).await["locks/slow"]["session_id"],
+        h_id.as_str()
+    );
+    // Events for h pile up in its socket and then its queue, which
+    // overflows: h is closed (MESSAGE_QUEUE_LIMIT_REACHED) and w is served.
+    let (_fx, fx_id) = anonymous(&s.url(), Some("FX")).await;
+    let (mut c, _, _) = ops(&s.url()).await;
+    let pad = "x".repeat(60_000);
+    let mut granted = None;
+    for i in 0..2000 {
+        c.ok(
+            "clients.set_properties",
+            json!({"session_id": fx_id, "properties": {"Note": format!("{i}{pad}")}}),
+        )
+        .await;
+        if i % 50 == 49 && answered_within(&mut w, "w", Duration::from_millis(1)).await {
+            granted = Some(i);
+            break;
+        }
+    }
+    assert!(granted.is_some(), "the lock was never handed on");
+    assert_eq!(result(&mut w, "w").await["sequence"], 2);
+    assert_eq!(
+        c.ok("clients.count", json!({"filter": only(&[&h_id])}))
+            .await["count"],
+        0
+    );
+    drop(h);
+}
