@@ -477,3 +477,421 @@ async fn a_holder_that_stops_reading_keeps_its_lock_until_its_queue_overflows() 
     );
     drop(h);
 }
+
+/// What the clients of the linearizability check saw.
+#[derive(Debug, Clone)]
+enum Seen {
+    /// A grant answered to an acquire sent when the client did not hold the
+    /// lock: when it was sent and when the answer came.
+    Grant {
+        name: String,
+        session: String,
+        sequence: u64,
+        sent: Duration,
+        received: Duration,
+    },
+    /// A stretch of time in which the client knew it owned the lock (from
+    /// an answer it read to an act it had not yet done): inside the
+    /// server's own ownership.
+    Owned {
+        name: String,
+        session: String,
+        sequence: u64,
+        from: Duration,
+        to: Duration,
+    },
+}
+
+struct Held {
+    name: String,
+    sequence: u64,
+    scope: &'static str,
+    since: Duration,
+}
+
+struct Locker {
+    url: String,
+    raw: Raw,
+    id: String,
+    token: String,
+    rng: Rng,
+    held: Option<Held>,
+    base: std::time::Instant,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    tags: u64,
+}
+
+const NAMES: [&str; 3] = ["locks/public/a", "locks/public/b", "locks/public/c"];
+
+impl Locker {
+    async fn open(url: &str) -> (Raw, String, String) {
+        let mut raw = Raw::connect(url).await;
+        let r = raw.ok("open", json!({})).await;
+        (
+            raw,
+            r["session_id"].as_str().unwrap().to_owned(),
+            r["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    fn now(&self) -> Duration {
+        self.base.elapsed()
+    }
+
+    fn tag(&mut self) -> String {
+        self.tags += 1;
+        format!("t{}", self.tags)
+    }
+
+    fn record(&self, s: Seen) {
+        self.seen.lock().unwrap().push(s);
+    }
+
+    /// Ends the known stretch of ownership now (before the act that may
+    /// end the real one).
+    fn stop_owning(&mut self) {
+        if let Some(h) = &self.held {
+            let to = self.now();
+            self.record(Seen::Owned {
+                name: h.name.clone(),
+                session: self.id.clone(),
+                sequence: h.sequence,
+                from: h.since,
+                to,
+            });
+        }
+    }
+
+    /// A reconnect with the token, as a new connection.
+    async fn reconnect(&mut self) {
+        let mut raw = Raw::connect(&self.url).await;
+        let r = raw
+            .ok(
+                "open",
+                json!({"reconnect": {"session_id": self.id, "token": self.token}}),
+            )
+            .await;
+        assert_eq!(r["session_id"], self.id.as_str());
+        self.raw = raw;
+    }
+
+    /// After a lost connection or a take-over: a session-scoped lock is
+    /// still ours (asking again answers at once with its sequence), a
+    /// connection-scoped one is gone.
+    async fn after_reconnect(&mut self) {
+        let Some(h) = self.held.take() else { return };
+        if h.scope == "connection" {
+            return;
+        }
+        let g = self
+            .raw
+            .ok("locks.acquire", json!({"name": h.name, "scope": "session"}))
+            .await;
+        assert_eq!(
+            g["sequence"], h.sequence,
+            "{} lost {} over a reconnect",
+            self.id, h.name
+        );
+        let since = self.now();
+        self.held = Some(Held { since, ..h });
+    }
+
+    fn granted(&mut self, name: &str, g: &Value, sent: Duration) {
+        let received = self.now();
+        let sequence = g["sequence"].as_u64().unwrap();
+        assert_eq!(g["name"], name);
+        self.record(Seen::Grant {
+            name: name.to_owned(),
+            session: self.id.clone(),
+            sequence,
+            sent,
+            received,
+        });
+        let scope = if g["scope"] == "connection" {
+            "connection"
+        } else {
+            "session"
+        };
+        self.held = Some(Held {
+            name: name.to_owned(),
+            sequence,
+            scope,
+            since: received,
+        });
+    }
+
+    async fn try_acquire(&mut self) {
+        let name = *self.rng.pick(&NAMES);
+        let scope = if self.rng.chance(30) {
+            "connection"
+        } else {
+            "session"
+        };
+        let tag = self.tag();
+        let sent = self.now();
+        send(
+            &mut self.raw,
+            &tag,
+            "locks.acquire",
+            json!({"name": name, "scope": scope}),
+        )
+        .await;
+        let patience = Duration::from_millis(100 + self.rng.below(1400));
+        if let Ok(r) = tokio::time::timeout(patience, reply(&mut self.raw, &tag)).await {
+            let g = r.get("result").unwrap_or_else(|| panic!("{r}"));
+            return self.granted(name, &g.clone(), sent);
+        }
+        match self.rng.below(100) {
+            0..=49 => {
+                // Keep waiting.
+                match tokio::time::timeout(Duration::from_secs(3), reply(&mut self.raw, &tag)).await
+                {
+                    Ok(r) => {
+                        let g = r.get("result").unwrap_or_else(|| panic!("{r}"));
+                        self.granted(name, &g.clone(), sent)
+                    }
+                    Err(_) => self.cancel(name, &tag, sent).await,
+                }
+            }
+            50..=84 => self.cancel(name, &tag, sent).await,
+            _ => {
+                // Lose the connection while waiting: the acquire is
+                // cancelled, unless the grant came first (then, with scope
+                // session, the session owns the lock without knowing).
+                drop(std::mem::replace(
+                    &mut self.raw,
+                    Raw::connect(&self.url).await,
+                ));
+                self.reconnect().await;
+                let r = self.raw.ok("locks.release", json!({ "name": name })).await;
+                let _owned_unknowingly = r["released"] == true;
+            }
+        }
+    }
+
+    async fn cancel(&mut self, name: &str, tag: &str, sent: Duration) {
+        let ctag = self.tag();
+        send(
+            &mut self.raw,
+            &ctag,
+            "locks.cancel",
+            json!({ "name": name }),
+        )
+        .await;
+        let cancelled = result(&mut self.raw, &ctag).await["cancelled"].clone();
+        let r = reply(&mut self.raw, tag).await;
+        if let Some(g) = r.get("result") {
+            // The grant came before the cancel.
+            assert_eq!(cancelled, 0, "{r}");
+            self.granted(name, &g.clone(), sent);
+        } else {
+            assert_eq!(r["error"]["code"], 120, "{r}");
+            assert_eq!(cancelled, 1);
+        }
+    }
+
+    async fn act_holding(&mut self) {
+        tokio::time::sleep(Duration::from_millis(self.rng.below(30))).await;
+        let h = self.held.as_ref().unwrap();
+        let (name, sequence) = (h.name.clone(), h.sequence);
+        match self.rng.below(100) {
+            0..=44 => {
+                self.stop_owning();
+                self.held = None;
+                let r = self.raw.ok("locks.release", json!({ "name": name })).await;
+                assert_eq!(r["released"], true, "{} lost {name}", self.id);
+            }
+            45..=59 => {
+                let scope = *self.rng.pick(&["session", "connection"]);
+                let g = self
+                    .raw
+                    .ok("locks.acquire", json!({"name": name, "scope": scope}))
+                    .await;
+                assert_eq!(g["sequence"], sequence, "a repeat acquire of {name}: {g}");
+                let h = self.held.as_mut().unwrap();
+                if scope == "connection" {
+                    h.scope = "connection";
+                }
+                assert_eq!(g["scope"], h.scope);
+            }
+            60..=74 => {
+                // Lose the connection, then take the session back.
+                self.stop_owning();
+                let _ = self.raw.ws.close(None).await;
+                self.reconnect().await;
+                self.after_reconnect().await;
+            }
+            75..=84 => {
+                // Take the session over from a new connection.
+                self.stop_owning();
+                let old = std::mem::replace(&mut self.raw, Raw::connect(&self.url).await);
+                let mut fresh = std::mem::replace(&mut self.raw, old);
+                let r = fresh
+                    .ok(
+                        "open",
+                        json!({"reconnect": {"session_id": self.id, "token": self.token}}),
+                    )
+                    .await;
+                assert_eq!(r["session_id"], self.id.as_str());
+                self.raw = fresh;
+                self.after_reconnect().await;
+            }
+            _ => {
+                self.stop_owning();
+                self.held = None;
+                self.raw.ok("close", json!({})).await;
+                let (raw, id, token) = Locker::open(&self.url).await;
+                (self.raw, self.id, self.token) = (raw, id, token);
+            }
+        }
+    }
+
+    async fn run(mut self, until: Duration) -> Locker {
+        while self.now() < until {
+            if self.held.is_some() {
+                self.act_holding().await;
+            } else {
+                self.try_acquire().await;
+            }
+        }
+        if let Some(h) = &self.held {
+            let name = h.name.clone();
+            self.stop_owning();
+            self.held = None;
+            let r = self.raw.ok("locks.release", json!({ "name": name })).await;
+            assert_eq!(r["released"], true, "{} lost {name}", self.id);
+        }
+        self
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_random_history_is_linearizable() {
+    let seed = Rng::seed();
+    eprintln!("locks: SEED={seed}");
+    let s = start().await;
+    let base = std::time::Instant::now();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut rng = Rng::new(seed);
+    let until = Duration::from_secs(6);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (raw, id, token) = Locker::open(&s.url()).await;
+        let locker = Locker {
+            url: s.url(),
+            raw,
+            id,
+            token,
+            rng: Rng::new(rng.next()),
+            held: None,
+            base,
+            seen: seen.clone(),
+            tags: 0,
+        };
+        tasks.push(tokio::spawn(locker.run(until)));
+    }
+    let mut lockers = Vec::new();
+    for t in tasks {
+        lockers.push(t.await.unwrap());
+    }
+    let seen = seen.lock().unwrap().clone();
+    for name in NAMES {
+        let grants: Vec<(&String, u64, Duration, Duration)> = seen
+            .iter()
+            .filter_map(|s| match s {
+                Seen::Grant {
+                    name: n,
+                    session,
+                    sequence,
+                    sent,
+                    received,
+                } if n == name => Some((session, *sequence, *sent, *received)),
+                _ => None,
+            })
+            .collect();
+        let owned: Vec<(&String, u64, Duration, Duration)> = seen
+            .iter()
+            .filter_map(|s| match s {
+                Seen::Owned {
+                    name: n,
+                    session,
+                    sequence,
+                    from,
+                    to,
+                } if n == name => Some((session, *sequence, *from, *to)),
+                _ => None,
+            })
+            .collect();
+        assert!(grants.len() > 5, "{name}: only {} grants", grants.len());
+        // One owner per sequence.
+        let mut by_sequence = std::collections::BTreeMap::new();
+        for (session, sequence, _, _) in grants.iter().chain(owned.iter()) {
+            let first = by_sequence.entry(*sequence).or_insert(*session);
+            assert_eq!(
+                *first, *session,
+                "{name}: sequence {sequence} granted twice"
+            );
+        }
+        // Never two owners at once.
+        for (i, a) in owned.iter().enumerate() {
+            for b in &owned[i + 1..] {
+                if a.1 != b.1 {
+                    assert!(
+                        a.3 <= b.2 || b.3 <= a.2,
+                        "{name}: {} (sequence {}) owned {:?}..{:?} while {} (sequence {}) owned {:?}..{:?}",
+                        a.0, a.1, a.2, a.3, b.0, b.1, b.2, b.3
+                    );
+                }
+            }
+        }
+        // Sequences grow with time: by sequence, grants were read in order.
+        let mut in_order = grants.clone();
+        in_order.sort_by_key(|g| g.1);
+        for w in in_order.windows(2) {
+            assert!(
+                w[0].1 < w[1].1 && w[0].3 < w[1].3,
+                "{name}: sequence {} read at {:?}, sequence {} at {:?}",
+                w[0].1,
+                w[0].3,
+                w[1].1,
+                w[1].3
+            );
+        }
+        // First come, first served: an acquire sent well before another
+        // (the margin covers the time a request takes to reach the lock
+        // table) is granted first.
+        let margin = Duration::from_millis(100);
+        let mut pairs = 0;
+        for a in &grants {
+            for b in &grants {
+                if a.0 != b.0 && a.2 + margin < b.2 && b.2 < a.3 {
+                    pairs += 1;
+                    assert!(
+                        a.1 < b.1,
+                        "{name}: {} asked at {:?} and got {}, {} asked at {:?} and got {}",
+                        a.0,
+                        a.2,
+                        a.1,
+                        b.0,
+                        b.2,
+                        b.1
+                    );
+                }
+            }
+        }
+        // No grant is lost: every owner is gone, so the lock is free.
+        let (mut last, _, _) = Locker::open(&s.url()).await;
+        let max = by_sequence.keys().max().copied().unwrap_or(0);
+        send(&mut last, "final", "locks.acquire", json!({ "name": name })).await;
+        let g = tokio::time::timeout(Duration::from_secs(2), result(&mut last, "final"))
+            .await
+            .unwrap_or_else(|_| panic!("{name} is still held by someone gone"));
+        assert!(g["sequence"].as_u64().unwrap() > max, "{g}");
+        eprintln!(
+            "locks: {name}: {} grants, {} stretches owned, {pairs} pairs ordered, last sequence {max}",
+            grants.len(),
+            owned.len()
+        );
+    }
+    drop(lockers);
+}
