@@ -895,3 +895,45 @@ async fn a_random_history_is_linearizable() {
     }
     drop(lockers);
 }
+
+/// An acquire sent just before its connection drops (scope `connection`) or
+/// its session closes must not leave the lock to an owner that is gone: the
+/// next session gets it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquires_racing_a_lost_connection_or_a_close_leave_no_owner() {
+    let s = start().await;
+    let (mut b, _) = anonymous(&s.url(), None).await;
+    let name = "locks/public/race";
+    let (mut a, mut a_id, mut token) = Locker::open(&s.url()).await;
+    for round in 0..150 {
+        let close = round % 2 == 1;
+        let acquire = json!({"jsonrpc": "2.0", "id": "a", "method": "locks.acquire",
+                             "params": {"name": name, "scope": "connection"}});
+        a.send_text(&acquire.to_string()).await;
+        if close {
+            a.send_text(&json!({"jsonrpc": "2.0", "id": "c", "method": "close"}).to_string())
+                .await;
+            a.closed().await;
+        } else {
+            drop(a);
+        }
+        let tag = format!("b{round}");
+        send(&mut b, &tag, "locks.acquire", json!({ "name": name })).await;
+        // Well within the reconnect timeout (2 s), which would close the
+        // gone owner's session and so free the lock anyway.
+        let got = tokio::time::timeout(Duration::from_secs(1), reply(&mut b, &tag)).await;
+        let Ok(g) = got else {
+            panic!(
+                "round {round} ({}): the lock stayed with a gone owner",
+                if close { "close" } else { "lost connection" }
+            );
+        };
+        assert!(g.get("result").is_some(), "{g}");
+        assert!(released(&mut b, name).await);
+        if close {
+            (a, a_id, token) = Locker::open(&s.url()).await;
+        } else {
+            a = reconnect(&s.url(), &a_id, &token).await;
+        }
+    }
+}
