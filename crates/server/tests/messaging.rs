@@ -7,6 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use common::*;
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use support::*;
 
@@ -562,4 +563,95 @@ async fn a_recipient_that_stops_reading_does_not_delay_the_others() {
     for a in answering {
         a.abort();
     }
+}
+
+/// A handler that answers every request at once, until its session closes.
+fn answer_all(mut c: Raw) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(m) = c.read().await {
+            if m["method"] == "messaging.request" {
+                let id = m["params"]["id"].clone();
+                let text = json!({"jsonrpc": "2.0", "id": "r", "method": "messaging.respond",
+                                  "params": {"id": id, "response": "here"}});
+                if c.ws
+                    .send(tokio_tungstenite::tungstenite::Message::Text(
+                        text.to_string().into(),
+                    ))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            if m["method"] == "closed" {
+                return;
+            }
+        }
+    })
+}
+
+/// Recipients closed while a request by filter fans out: every recipient
+/// counted is accounted for in `done`, those that closed as failed, none
+/// as timed out (the others answer at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_filter_summaries_are_exact_while_recipients_close() {
+    let s = start().await;
+    let (mut sender, _) = principal(&s.url(), "ops").await;
+    let (mut closer, _) = principal(&s.url(), "ops").await;
+    let mut failed_total = 0;
+    for round in 0..8 {
+        let desk = *["FX", "Rates", "Equities", "Credit"]
+            .get(round % 4)
+            .unwrap();
+        let mut ids = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..30 {
+            let (c, id) = handler(&s.url(), Some(desk), "alerts").await;
+            tasks.push(answer_all(c));
+            ids.push(id);
+        }
+        let half: Vec<&str> = ids.iter().step_by(2).map(String::as_str).collect();
+        let tag = format!("s{round}");
+        send(
+            &mut sender,
+            &tag,
+            "messaging.send",
+            json!({"filter": format!("Desk is '{desk}'"), "path": "alerts",
+                   "request": round, "timeout_ms": 5000}),
+        )
+        .await;
+        closer
+            .ok("clients.close", json!({ "filter": only(&half) }))
+            .await;
+        let r = result(&mut sender, &tag).await;
+        let count = r["count"].as_u64().unwrap();
+        let done = loop {
+            let d = sender.note("messaging.done").await;
+            if d["params"]["request"] == r["request"] {
+                break d["params"].clone();
+            }
+        };
+        let (responded, failed, timed_out) = (
+            done["responded"].as_u64().unwrap(),
+            done["failed"].as_u64().unwrap(),
+            done["timed_out"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            (responded + failed, timed_out),
+            (count, 0),
+            "round {round}: count {count}, {done}"
+        );
+        assert!(responded >= 15, "round {round}: {done}");
+        failed_total += failed;
+        for t in tasks {
+            t.abort();
+        }
+        closer
+            .ok(
+                "clients.close",
+                json!({ "filter": format!("Desk is '{desk}'") }),
+            )
+            .await;
+    }
+    eprintln!("messaging: {failed_total} recipients closed during a fan-out");
 }
