@@ -81,6 +81,8 @@ struct Listening {
     filter: Option<usize>,
     keys: Vec<&'static str>,
     view: View,
+    /// Unlistened: nothing may come for it after the answer.
+    stopped: bool,
 }
 
 struct Run {
@@ -344,7 +346,31 @@ impl Run {
             filter,
             keys,
             view: View::default(),
+            stopped: false,
         });
+    }
+
+    /// Stops listener `l`: what came before the answer is its last.
+    async fn unlisten(&mut self, l: usize) {
+        let c = self.listeners[l].controller;
+        let listener = self.listeners[l].listener.clone();
+        let raw = &mut self.controllers[c].0;
+        let r = raw
+            .ok("clients.unlisten", json!({ "listener": listener }))
+            .await;
+        assert_eq!(r, json!({}));
+        self.listeners[l]
+            .view
+            .replay(&mut raw.notes, &listener)
+            .unwrap();
+        self.listeners[l].stopped = true;
+        // Another session's unlisten of it does nothing.
+        let other = (c + 1) % self.controllers.len();
+        let r = self.controllers[other]
+            .0
+            .ok("clients.unlisten", json!({ "listener": listener }))
+            .await;
+        assert_eq!(r, json!({}));
     }
 
     /// What listener `l` must show.
@@ -388,6 +414,19 @@ impl Run {
     /// server notices a dropped socket on its own time), then compares.
     async fn settle_and_compare(&mut self) {
         for l in 0..self.listeners.len() {
+            if self.listeners[l].stopped {
+                let c = self.listeners[l].controller;
+                let raw = &mut self.controllers[c].0;
+                drain(raw, Duration::from_millis(50)).await;
+                let listener = &self.listeners[l].listener;
+                let late: Vec<&Value> = raw
+                    .notes
+                    .iter()
+                    .filter(|n| n["params"]["listener"] == *listener)
+                    .collect();
+                assert!(late.is_empty(), "events after unlisten: {late:?}");
+                continue;
+            }
             let want = self.expected(&self.listeners[l]);
             let mut tries = 0;
             loop {
@@ -455,13 +494,19 @@ async fn run(seed: u64, steps: usize) {
         if step == steps / 2 {
             run.listen(1, Some(3), vec!["Desk", "Note"]).await;
             run.listen(0, Some(4), vec!["Note"]).await;
+            // A second listener on `all`, to be stopped later.
+            run.listen(1, None, vec!["Note"]).await;
+        }
+        if step == steps * 3 / 4 {
+            let last = run.listeners.len() - 1;
+            run.unlisten(last).await;
         }
         let active = run.live(Some(Life::Active));
         let disconnected = run.live(Some(Life::Disconnected));
         match run.rng.below(100) {
-            0..=11 if run.sessions.len() < 30 => run.open().await,
-            0..=11 => run.check_count().await,
-            12..=19 if !active.is_empty() => {
+            0..=14 if run.sessions.len() < 30 => run.open().await,
+            0..=14 => run.check_count().await,
+            15..=19 if !active.is_empty() => {
                 let i = *run.rng.pick(&active);
                 run.disconnect(i).await;
             }
@@ -477,7 +522,8 @@ async fn run(seed: u64, steps: usize) {
                 let i = *run.rng.pick(&active);
                 run.close_self(i).await;
             }
-            35..=41 => run.close_others().await,
+            35..=39 => run.close_others().await,
+            40..=41 => run.check_count().await,
             42..=59 => run.change_roles().await,
             60..=91 => run.set_properties().await,
             _ => run.check_count().await,
@@ -524,6 +570,7 @@ async fn run(seed: u64, steps: usize) {
     let events: usize = run
         .listeners
         .iter()
+        .filter(|l| !l.stopped)
         .map(|l| l.view.counts.values().sum::<usize>())
         .sum();
     eprintln!(
