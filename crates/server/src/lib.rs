@@ -47,6 +47,7 @@ mod clients;
 mod config;
 mod connection;
 mod error;
+mod fuzz;
 mod http;
 mod listen;
 mod locks;
@@ -69,6 +70,8 @@ use session_filter::{SessionStore, StoreOptions};
 
 pub use crate::config::{Config, ConfigError};
 pub use crate::error::RpcError;
+#[doc(hidden)]
+pub use crate::fuzz::{fuzz_decode, Decoded};
 pub use crate::locks::{Scope, MAX_LOCK_NAME};
 pub use crate::security::{
     hash_password, random_password, verify_password, Authenticator, ConfigAuthenticator, Decision,
