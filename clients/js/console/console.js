@@ -273,7 +273,7 @@ function showVerdict(canonical, error, text) {
   if (error) {
     const data = error instanceof SessionError && error.data && typeof error.data === "object" ? error.data : {};
     if (data.line) {
-      box.textContent = `line ${data.line}, column ${data.column}: ${data.message}\n${caret(text, data.line, data.column)}`;
+      box.textContent = `${data.line}:${data.column}: ${data.message}\n${caret(text, data.line, data.column)}`;
     } else {
       box.textContent = describe(error, "Checking the filter");
     }
@@ -521,8 +521,12 @@ async function addListener() {
     show("listen-note", describe(e, "Listening"));
     return;
   }
-  // The snapshot's events come right after the answer; events after this turn are news.
-  setTimeout(() => (snapshot = false), 0);
+  // The snapshot's events follow the answer; those before the answer to one more request
+  // are the snapshot, the rest are news.
+  session.permissions().finally(() => {
+    snapshot = false;
+    note("entered", `${formatCount(members.size)} matching when the listener started`);
+  });
   const entry = { element: item, registration };
   state.listeners.push(entry);
   remove.addEventListener("click", async () => {

@@ -81,11 +81,11 @@ ${extra}`;
 const LISTENING = /listening on http:\/\/(\[[0-9A-Fa-f:.]+\]|[^\s:/]+):(\d+)/;
 
 /** A running server; `stop()` ends it. */
-export async function startServer({ args = [], configText = config(), timeoutMs = 30000 } = {}) {
+export async function startServer({ args = [], configText = config(), timeoutMs = 30000, bin = binary() } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "session-filter-js-"));
   const file = join(dir, "server.toml");
   writeFileSync(file, configText);
-  const child = spawn(binary(), ["server", "--config", file, ...args], {
+  const child = spawn(bin, ["server", "--config", file, ...args], {
     stdio: ["ignore", "ignore", "pipe"],
     detached: true,
   });
@@ -95,7 +95,7 @@ export async function startServer({ args = [], configText = config(), timeoutMs 
     const timer = setTimeout(() => reject(new Error(`no "listening on" within ${timeoutMs} ms:\n${log.join("\n")}`)), timeoutMs);
     child.on("error", (e) => {
       clearTimeout(timer);
-      reject(new Error(`cannot run ${binary()}: ${e.message}`));
+      reject(new Error(`cannot run ${bin}: ${e.message}`));
     });
     child.on("exit", (code) => {
       clearTimeout(timer);
