@@ -66,7 +66,7 @@ fn the_console_works_in_headless_chromium() {
             "the console tests need {CHROMIUM} (apt-get install -y chromium)"
         ));
     }
-    if !node_major().is_some_and(|major| major >= 20) {
+    if node_major().unwrap_or(0) < 20 {
         return skip("the console tests need Node.js 20 or later");
     }
     for (folder, package) in [
