@@ -205,6 +205,8 @@ export class Session {
 
 export function connect(url: string, options?: ConnectOptions): Promise<Session>;
 export function toTarget(target: Target): { session_id: string } | { filter: string };
+/** The roles of a roles string such as `"OPS","CLIENT"` (`$Roles`). */
+export function parseRoles(roles: string): string[];
 export function sameOriginUrl(location?: { protocol: string; host: string }): string;
 
 declare const _default: {
@@ -215,5 +217,6 @@ declare const _default: {
   SESSION_ID: typeof SESSION_ID;
   toTarget: typeof toTarget;
   sameOriginUrl: typeof sameOriginUrl;
+  parseRoles: typeof parseRoles;
 };
 export default _default;

@@ -150,6 +150,14 @@ export function toTarget(target) {
   );
 }
 
+/** The roles of a roles string such as `"OPS","CLIENT"` (`$Roles`), as an array. */
+export function parseRoles(roles) {
+  const out = [];
+  const quoted = /"((?:[^"\\]|\\.)*)"/g;
+  for (const match of String(roles ?? "").matchAll(quoted)) out.push(match[1].replace(/\\(.)/g, "$1"));
+  return out;
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -854,4 +862,4 @@ export function sameOriginUrl(location = globalThis.location) {
   return `${scheme}//${location.host}/session`;
 }
 
-export default { connect, Session, SessionError, ErrorReason, SESSION_ID, toTarget, sameOriginUrl };
+export default { connect, Session, SessionError, ErrorReason, SESSION_ID, toTarget, sameOriginUrl, parseRoles };

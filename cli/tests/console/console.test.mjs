@@ -156,7 +156,7 @@ describe("the console", () => {
     });
 
     test("a valid filter shows the canonical form and count of the CLI and the client", async () => {
-      for (const filter of ["$Country IN ['UK','DE'] And NOT (Tier eq 'gold') or $Roles hasRoles ['trader']", "all", "$ClientType is 'OTHER'"]) {
+      for (const filter of ["$Country IN ['UK','DE'] And NOT (Tier eq 'gold') or hasRoles ['trader']", "all", "$ClientType is 'OTHER'"]) {
         await typeFilter(page, filter);
         const check = cli("check", "--", filter);
         assert.equal(check.code, 0, check.stderr);
