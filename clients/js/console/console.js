@@ -5,7 +5,7 @@
 // Every keystroke checks the filter (`filters.check`) and counts its matches
 // (`clients.count`) on the session's one WebSocket; the page of matches (`clients.fetch`)
 // waits until typing pauses. Answers for an older text are dropped.
-import { connect, ErrorReason, sameOriginUrl, SessionError } from "/session-filter.js";
+import { connect, ErrorReason, parseRoles, sameOriginUrl, SessionError } from "/session-filter.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -91,7 +91,8 @@ async function start(session, principal) {
   session.on("error", (e) => console.error(e));
 
   $("who").textContent = principal ? `principal ${principal}` : "anonymous";
-  $("roles").textContent = session.properties.$Roles || "no roles";
+  const roles = parseRoles(session.properties.$Roles);
+  $("roles").textContent = roles.length ? roles.join(", ") : "no roles";
   setConnection("connected", "");
   const granted = await session.permissions();
   state.global = granted.global;
@@ -556,6 +557,7 @@ async function loadLocks() {
   }
   const names = Object.keys(locks).sort();
   $("locks-note").textContent = names.length ? "" : "No lock is held.";
+  $("locks").hidden = names.length === 0;
   $("locks").tBodies[0].replaceChildren(
     ...names.map((name) => {
       const tr = document.createElement("tr");
