@@ -448,6 +448,9 @@ describe("reconnection", () => {
       await watcher.clients.addSessionEventListener(events.push, { filter: "Desk is 'Credit' and Note is 'reconnect'", properties: ["Desk"] });
       const { sessionId, token } = watcher;
       const direct = await ops();
+      const states = new Inbox();
+      await direct.clients.addSessionEventListener(states.push, { filter: only(watcher) });
+      assert.equal((await states.next()).state, "active"); // the snapshot
 
       relay.drop();
       assert.equal((await lifecycle.next()).name, "disconnect");
@@ -467,6 +470,11 @@ describe("reconnection", () => {
       assert.equal(event.event, "open");
       assert.equal(event.properties.Desk, "Credit");
       assert.ok(watcher.isConnected);
+      // Another session's listener saw it go and come back.
+      const gone = await states.next((e) => e.event === "update");
+      assert.equal(gone.state, "disconnected");
+      const back = await states.next((e) => e.event === "update");
+      assert.equal(back.state, "reconnected");
       await watcher.close();
       assert.equal((await lifecycle.next()).reason, "CLOSED_BY_CLIENT");
     } finally {
