@@ -629,18 +629,22 @@ export class Session {
     }
     return new Promise((resolve, reject) => {
       let timer;
+      let done = false;
       const settle = (fn) => (value) => {
         if (timer) clearTimeout(timer);
+        done = true;
         fn(value);
       };
       const entry = { method, resolve: settle(resolve), reject: settle(reject), onResult: options.onResult };
       if (options.timeout) {
         timer = setTimeout(() => {
           for (const [id, e] of this._pending) if (e === entry) this._pending.delete(id);
+          done = true;
           reject(new SessionError(ErrorReason.REQUEST_TIME_OUT, `no answer to ${method} within ${options.timeout} ms`, undefined, method));
         }, options.timeout);
       }
       const send = () => {
+        if (done) return; // timed out while waiting for a reconnection
         const id = this._nextId++;
         this._pending.set(id, entry);
         try {

@@ -333,6 +333,14 @@ describe("locks", () => {
     await held.release();
   });
 
+  test("a call's timeout option rejects with 102 while the request waits", async () => {
+    const [owner, waiter] = [await ops(), await ops()];
+    const held = await owner.lock("locks/timeout");
+    await refused(waiter.call("locks.acquire", { name: "locks/timeout" }, { timeout: 150 }), ErrorReason.REQUEST_TIME_OUT);
+    assert.equal(await waiter.locks.cancel("locks/timeout"), 1); // it still waited on the server
+    await held.release();
+  });
+
   test("locks.list needs VIEW_SERVER", async () => {
     const anon = await anonymous();
     const e = await refused(anon.locks.list(), ErrorReason.ACCESS_DENIED);
