@@ -14,6 +14,8 @@
 //! `k in [c]` on the same key merge into one `k in [a, b, c]`; inside an
 //! `and`, `k ne a` and `k ne b` merge into one negated `in`.
 
+use std::sync::Arc;
+
 use ahash::AHashMap;
 use smallvec::SmallVec;
 
@@ -22,6 +24,7 @@ use crate::intern::{Interned, Sym};
 use crate::session::fixed_slot;
 use crate::syntax::{Expr, Filter, Limits, Value};
 use crate::util::properties::ROLES;
+use crate::util::regex::Regex;
 use crate::util::roles::string_to_roles_strict;
 use crate::vm::{Label, Op, Pool, Program, Test};
 
@@ -67,11 +70,12 @@ impl Program {
             ops: Vec::with_capacity(8),
             syms: Vec::with_capacity(16),
             sets: Vec::new(),
+            regexes: Vec::new(),
             held: Vec::with_capacity(16),
         };
         let entry = c.compile(filter.expr())?;
         Ok(Program::assemble(
-            c.ops, entry, c.syms, c.sets, c.held, filter,
+            c.ops, entry, c.syms, c.sets, c.regexes, c.held, filter,
         ))
     }
 }
@@ -120,6 +124,9 @@ struct Compiler {
     ops: Vec<Op>,
     syms: Vec<Sym>,
     sets: Vec<Pool>,
+    /// The regexes of `matches` tests: the parser's, shared, not compiled
+    /// again.
+    regexes: Vec<Arc<Regex>>,
     held: Vec<Interned>,
 }
 
@@ -369,6 +376,36 @@ impl Compiler {
                 let values: Vec<&str> = values.iter().map(|v| v.text.as_str()).collect();
                 self.membership(&key.name, &values)?
             }
+            Expr::Matches { key, pattern, .. } => {
+                if key.name == ROLES {
+                    return Err(Error::InvalidRegex(
+                        "$Roles cannot be matched against a regular expression \
+                         (roles are a set: use `hasRoles` or `$Roles is`)"
+                            .into(),
+                    ));
+                }
+                // A pattern built by hand has not been compiled yet.
+                let regex = match pattern.regex() {
+                    Some(regex) => regex.clone(),
+                    None => Arc::new(
+                        Regex::new(pattern.as_str(), Limits::DEFAULT_MAX_REGEX_SIZE)
+                            .map_err(Error::InvalidRegex)?,
+                    ),
+                };
+                let regex_id =
+                    u32::try_from(self.regexes.len()).map_err(|_| Error::ProgramTooLarge)?;
+                self.regexes.push(regex);
+                match fixed_slot(&key.name) {
+                    Some(slot) => Test::FixedMatches {
+                        slot: slot as u8,
+                        regex: regex_id,
+                    },
+                    None => Test::OtherMatches {
+                        key: self.intern(&key.name)?,
+                        regex: regex_id,
+                    },
+                }
+            }
             Expr::Has { key, .. } => match fixed_slot(&key.name) {
                 Some(slot) => Test::FixedHas { slot: slot as u8 },
                 None => Test::OtherHas {
@@ -470,6 +507,15 @@ mod tests {
     fn hand_built_invalid_roles_is_an_error_not_a_panic() {
         let f = Filter::from(Expr::is("$Roles", "admin\"x"));
         assert!(matches!(Program::new(&f), Err(Error::InvalidRoles(_))));
+        let f = Filter::from(Expr::matches("k", "(a"));
+        assert!(matches!(Program::new(&f), Err(Error::InvalidRegex(_))));
+        let f = Filter::from(Expr::matches("$Roles", "a"));
+        assert!(matches!(Program::new(&f), Err(Error::InvalidRegex(_))));
+        let p = Program::new(&Filter::from(Expr::matches("k", "a|b"))).unwrap();
+        assert_eq!(
+            p.explain(),
+            "entry 0\n0: k matches \"a|b\" ? MATCH : FAIL\n"
+        );
         let f = Filter::from(Expr::has_roles(Vec::<String>::new()));
         assert_eq!(Program::new(&f).unwrap().explain(), "entry MATCH\n");
     }

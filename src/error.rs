@@ -41,6 +41,10 @@ pub enum Error {
     Capacity(CapacityError),
     /// The filter compiles to more instructions than a program can hold.
     ProgramTooLarge,
+    /// A `matches` clause of a filter built by hand has a regular expression
+    /// that does not compile (or is on `$Roles`); the parser reports the same
+    /// as a positioned [`Error::Filter`].
+    InvalidRegex(String),
 }
 
 impl fmt::Display for Error {
@@ -69,6 +73,7 @@ impl fmt::Display for Error {
             }
             Error::Capacity(e) => e.fmt(f),
             Error::ProgramTooLarge => write!(f, "the filter compiles to too large a program"),
+            Error::InvalidRegex(e) => write!(f, "invalid regular expression: {e}"),
         }
     }
 }

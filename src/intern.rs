@@ -79,6 +79,11 @@ impl Sym {
         self.0
     }
 
+    /// The id [`Sym::as_u32`] gave.
+    pub(crate) fn from_u32(n: u32) -> Sym {
+        Sym(n)
+    }
+
     /// True for the markers that are not strings.
     pub(crate) fn is_marker(self) -> bool {
         self == Sym::NONE || self == Sym::PRESENT
@@ -391,6 +396,50 @@ pub(crate) fn resolve(sym: Sym) -> Option<Arc<str>> {
     let shard = INTERNER.lock(sym.shard());
     let slot = slot_in(&shard.chunks, sym.slot())?;
     (slot.refs > 0).then(|| Arc::from(shard.text(sym.slot())))
+}
+
+thread_local! {
+    /// Where [`with_text`] copies long text, reused so that reading a value
+    /// allocates nothing once it has grown.
+    static LONG_TEXT: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+}
+
+/// Calls `f` with the string of a held `sym` ("" for markers and free
+/// slots), copied out of the table so that the shard's lock is not held
+/// while `f` runs (a regex over a long value takes a while). Short text is
+/// copied to the stack and long text to a buffer the thread keeps: nothing
+/// is allocated once that buffer has grown.
+#[inline]
+pub(crate) fn with_text<R>(sym: Sym, f: impl FnOnce(&str) -> R) -> R {
+    if sym.is_marker() {
+        return f("");
+    }
+    let mut inline = [0u8; INLINE];
+    let mut len = 0;
+    let mut long = None;
+    {
+        let shard = INTERNER.lock(sym.shard());
+        if let Some(slot) = slot_in(&shard.chunks, sym.slot()).filter(|s| s.refs > 0) {
+            if slot.long_index().is_some() {
+                let mut buf = LONG_TEXT.take();
+                buf.clear();
+                buf.push_str(shard.text(sym.slot()));
+                long = Some(buf);
+            } else {
+                len = (slot.len as usize).min(INLINE);
+                inline[..len].copy_from_slice(&slot.bytes[..len]);
+            }
+        }
+    }
+    match long {
+        Some(buf) => {
+            let r = f(&buf);
+            LONG_TEXT.set(buf);
+            r
+        }
+        // Inline bytes were copied from a `str` whole, so they are UTF-8.
+        None => f(std::str::from_utf8(&inline[..len]).unwrap_or("")),
+    }
 }
 
 /// How many distinct strings are interned now, across all shards.

@@ -51,6 +51,10 @@ pub fn matches<'s>(expr: &Expr, get: impl Fn(&str) -> Option<&'s str>) -> bool {
             Expr::In { key, values, .. } => {
                 get(&key.name).is_some_and(|v| values.iter().any(|x| x.text == v))
             }
+            Expr::Matches { key, pattern, .. } => {
+                key.name != ROLES
+                    && get(&key.name).is_some_and(|v| whole_match(pattern.as_str(), v))
+            }
             Expr::Has { key, .. } => get(&key.name).is_some(),
             Expr::HasRoles { roles, .. } => roles.iter().all(|r| session_roles.contains(&r.text)),
             Expr::Not { .. } | Expr::And { .. } | Expr::Or { .. } => false,
@@ -87,6 +91,21 @@ pub fn matches<'s>(expr: &Expr, get: impl Fn(&str) -> Option<&'s str>) -> bool {
         }
     }
     results.pop().unwrap_or(false)
+}
+
+/// True when some match of the regular expression `pattern` covers the
+/// whole of `value` (false for a pattern that does not compile, possible
+/// only in a tree built by hand). Written apart from the engine's path: the
+/// `regex` crate, compiled here each time, from the pattern's syntax tree
+/// wrapped in `\A(?:…)\z` and printed back as text.
+fn whole_match(pattern: &str, value: &str) -> bool {
+    let Ok(hir) = crate::util::regex::anchored(pattern) else {
+        return false;
+    };
+    regex::RegexBuilder::new(&hir.to_string())
+        .size_limit(1 << 30)
+        .build()
+        .is_ok_and(|r| r.is_match(value))
 }
 
 /// [`matches()`] over a map of strings.

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::intern::{self, CapacityError, Interned, Sym};
 use crate::util::properties::{validate_user_key, FIXED_PROPERTIES, ROLES};
 use crate::util::roles::{roles_to_string, string_to_roles};
+use crate::vm::analysis::Key;
 
 /// Number of fixed property slots.
 pub(crate) const FIXED_SLOTS: usize = FIXED_PROPERTIES.len();
@@ -87,6 +88,14 @@ pub(crate) enum Term {
     Role(Sym),
     /// The session has this many roles (0 without `$Roles`).
     RoleCount(u32),
+}
+
+/// The name of a key, while something holds it (fixed keys always).
+pub(crate) fn key_name(key: Key) -> Option<Arc<str>> {
+    match key.fixed_slot() {
+        Some(slot) => Some(Arc::from(FIXED_PROPERTIES[slot])),
+        None => intern::resolve(key.other_sym()?),
+    }
 }
 
 /// A role change, interned once for all the sessions it applies to.
@@ -311,11 +320,6 @@ impl Session {
         dropped.into_iter().for_each(intern::release);
     }
 
-    /// True when both sessions have the same roles, as sets.
-    pub(crate) fn same_roles(&self, other: &Session) -> bool {
-        self.roles.len() == other.roles.len() && self.roles.iter().all(|r| other.roles.contains(r))
-    }
-
     /// Calls `f` with every term of the session: each key present, each
     /// value but that of `$Roles`, and the role terms.
     pub(crate) fn for_each_term(&self, mut f: impl FnMut(Term)) {
@@ -499,6 +503,27 @@ impl Session {
         roles_to_string(self.roles())
     }
 
+    /// The value of `key` as text (`$Roles` as a canonical roles string),
+    /// if present.
+    pub(crate) fn value_text(&self, key: Key) -> Option<String> {
+        match key.fixed_slot() {
+            Some(ROLES_SLOT) => (self.fixed[ROLES_SLOT] != Sym::NONE).then(|| self.roles_string()),
+            Some(slot) => Some(self.fixed[slot])
+                .filter(|&v| v != Sym::NONE)
+                .and_then(intern::resolve)
+                .map(|v| v.to_string()),
+            None => self
+                .other(key.other_sym()?)
+                .and_then(intern::resolve)
+                .map(|v| v.to_string()),
+        }
+    }
+
+    /// The interned id of the `$SessionId` (`Sym::NONE` without one).
+    pub(crate) fn id_sym(&self) -> Sym {
+        self.fixed[SESSION_ID_SLOT]
+    }
+
     /// The `$SessionId`, if present.
     pub fn id(&self) -> Option<Arc<str>> {
         self.get(crate::util::properties::SESSION_ID)
@@ -669,6 +694,22 @@ impl PropertyValue<'_> {
     /// The value's text.
     pub fn as_arc_str(&self) -> Arc<str> {
         intern::resolve(self.sym).unwrap_or_else(|| Arc::from(""))
+    }
+
+    /// Calls `f` with the value's text, without allocating (the text is
+    /// copied out of the interner to the stack, or for long text to a buffer
+    /// the thread keeps).
+    ///
+    /// ```
+    /// use session_filter::{PropertyKey, Session};
+    /// let s = Session::new([("Tier", "gold")])?;
+    /// let tier = s.value(&PropertyKey::new("Tier")?).unwrap();
+    /// assert!(tier.with_str(|t| t.starts_with("go")));
+    /// # Ok::<(), session_filter::Error>(())
+    /// ```
+    #[inline]
+    pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        intern::with_text(self.sym, f)
     }
 }
 

@@ -91,3 +91,31 @@ fn evaluation_allocates_nothing_for_programs_of_any_size() {
         assert_eq!(n, 0, "count_with_cache, {} ops", program.op_count());
     }
 }
+
+#[test]
+fn regex_evaluation_allocates_nothing_once_warm() {
+    let sessions: Vec<Session> = (0..300)
+        .map(|i| {
+            Session::new([
+                ("$SessionId", format!("s{i}")),
+                ("$Country", if i % 3 == 0 { "UK" } else { "FR" }.to_string()),
+                // Short values sit in the interner's slots, long ones apart.
+                ("Name", format!("{}-{i}", "x".repeat(i % 40))),
+            ])
+            .unwrap()
+        })
+        .collect();
+    let program =
+        Program::compile("$Country matches 'U.' or Name matches 'x{20,}-[0-9]*5'").unwrap();
+    let expected = sessions.iter().filter(|s| program.matches(s)).count();
+    assert!(expected > 100 && expected < 300, "{expected}");
+    let n = allocations_during(|| {
+        for s in &sessions {
+            std::hint::black_box(program.matches(s));
+        }
+    });
+    assert_eq!(n, 0, "matches");
+    assert_eq!(program.count(&sessions), expected);
+    let n = allocations_during(|| assert_eq!(program.count(&sessions), expected));
+    assert_eq!(n, 0, "count");
+}

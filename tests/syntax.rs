@@ -33,10 +33,86 @@ fn conformance_filters_give_their_canonical_form_or_an_error() {
                 }
                 (Some(_), Err(e)) => panic!("{:?} should parse, got {e}", case.filter),
                 (None, Ok(f)) => panic!("{:?} should fail, parsed as {f}", case.filter),
-                (None, Err(e)) => assert_well_placed(&case.filter, &e),
+                (None, Err(e)) => {
+                    assert_well_placed(&case.filter, &e);
+                    if let Some(at) = case.error_at {
+                        assert_eq!((e.line(), e.column()), at, "{:?}: {e}", case.filter);
+                    }
+                }
             }
         }
     }
+}
+
+/// SPEC sections 2, 3 and 5 on `matches`: the shared cases (read at test
+/// time, skipped with a message when absent) and the crate's copy.
+#[test]
+fn conformance_matches_cases_give_their_canonical_form_or_an_error_where_they_say() {
+    let mut dirs = vec![common::local_dir()];
+    dirs.extend(common::shared_dir());
+    for dir in dirs {
+        let path = dir.join("matches.jsonl");
+        if !path.is_file() {
+            eprintln!("SKIPPED: {} is absent", path.display());
+            continue;
+        }
+        let cases = common::cases_in(&path);
+        assert!(cases.len() >= 40, "{}: too few cases", path.display());
+        let mut positioned = 0;
+        for case in cases {
+            match (&case.valid, Filter::parse(&case.filter)) {
+                (Some((canonical, _)), Ok(f)) => assert_eq!(&f.to_string(), canonical),
+                (None, Err(e)) => {
+                    if let Some(at) = case.error_at {
+                        assert_eq!((e.line(), e.column()), at, "{:?}: {e}", case.filter);
+                        positioned += 1;
+                    }
+                }
+                (_, r) => panic!("{:?}: {r:?}", case.filter),
+            }
+        }
+        assert!(positioned >= 10, "{}", path.display());
+    }
+}
+
+#[test]
+fn a_bad_regex_is_reported_at_its_opening_quote_with_the_regex_error() {
+    let input = "Desk ne 'Crédit'\n  and Desk matches 'F(X'";
+    let err = error_of(input);
+    assert_eq!((err.line(), err.column(), err.offset()), (2, 20, 37));
+    let FilterErrorKind::InvalidRegex { error } = err.kind() else {
+        panic!("{err:?}");
+    };
+    assert!(error.contains("unclosed group"), "{error}");
+    assert!(err.message().contains("unclosed group"), "{err}");
+    let err = error_of("$Roles matches '.*'");
+    assert_eq!(err.kind(), &FilterErrorKind::RolesMatches);
+    assert_eq!(err.offset(), 15);
+    // Alone, `gold)|(silver` is no regex, though anchored in a group it is.
+    let err = error_of("Tier matches 'gold)|(silver'");
+    assert!(matches!(err.kind(), FilterErrorKind::InvalidRegex { .. }));
+    // The size limit is the server's to set.
+    let big = r"Name matches '\\w{30}'";
+    let err = error_of(big);
+    assert!(err.message().contains("size limit"), "{err}");
+    let roomy = Limits::new().with_max_regex_size(1 << 24);
+    assert!(Filter::parse_with(big, &roomy).is_ok());
+    let tight = Limits::new().with_max_regex_size(64);
+    assert!(Filter::parse_with("k matches 'abc'", &Limits::new()).is_ok());
+    assert!(Filter::parse_with("k matches '[a-z]{20}'", &tight).is_err());
+}
+
+#[test]
+fn matches_is_a_keyword_only_where_an_operator_stands() {
+    assert_eq!(canonical("not matches 'no'"), r#"not matches "no""#);
+    assert_eq!(canonical("has matches"), "has matches");
+    assert_eq!(canonical("matches matches'x'"), r#"matches matches "x""#);
+    assert_eq!(canonical("k MATCHES\"a\\\\d\""), r#"k matches "a\\d""#);
+    let err = error_of("Tier matches");
+    assert_eq!(err.offset(), 12);
+    assert_eq!(err.message(), "expected a quoted value, found end of input");
+    let err = error_of("Tier matchesx 'a'");
+    assert!(err.message().contains("`matches`"), "{err}");
 }
 
 fn error_of(input: &str) -> FilterError {
@@ -138,7 +214,7 @@ fn not_negates_every_kind_of_operand() {
     // is the key of a clause that never comes.
     assert_eq!(
         error_of("not is").to_string(),
-        "1:7: expected `is`, `eq`, `ne` or `in`, found end of input"
+        "1:7: expected `is`, `eq`, `ne`, `matches` or `in`, found end of input"
     );
 }
 
@@ -234,7 +310,7 @@ fn errors_name_what_was_expected_and_found() {
     let e = error_of("Department");
     assert_eq!(
         e.to_string(),
-        "1:11: expected `is`, `eq`, `ne` or `in`, found end of input"
+        "1:11: expected `is`, `eq`, `ne`, `matches` or `in`, found end of input"
     );
     let e = error_of("a is 'x' and\n  (b is 'y'");
     assert_eq!((e.line(), e.column()), (2, 12));

@@ -4,10 +4,13 @@
 //! roles string, usage), 1 on an I/O failure (NATS unreachable included),
 //! 3 for a partial cluster result.
 
+mod churn;
+mod client;
 mod cluster;
 mod fetch;
 mod select;
 mod serve;
+mod server;
 mod watch;
 
 use std::io::{self, Read, Write};
@@ -153,6 +156,16 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Serve the web console and its JSON API over a store of sessions.
     Serve(serve::Args),
+    /// Run the session server: clients open sessions over WebSocket at
+    /// ws://HOST:PORT/session (SPEC section 11). SIGTERM closes every
+    /// session and stops.
+    Server(server::Args),
+    /// Read a password on stdin and print its argon2id PHC string, for
+    /// `password_hash` in the server's configuration.
+    HashPassword,
+    /// A client of the session server: open a session and count, fetch,
+    /// close, change, listen, lock, send or handle; prints JSON lines.
+    Client(client::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -177,6 +190,8 @@ pub(crate) enum Failure {
     Io(io::Error),
     /// A partial cluster result, already printed and explained: exit 3.
     Partial,
+    /// A command run for the user (`client lock`) exited with this status.
+    Status(i32),
 }
 
 impl From<io::Error> for Failure {
@@ -200,6 +215,7 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::Partial) => ExitCode::from(3),
+        Err(Failure::Status(code)) => ExitCode::from(code.clamp(1, 255) as u8),
     }
 }
 
@@ -311,6 +327,9 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Member(args) => cluster::member(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Server(args) => server::run(args),
+        Command::HashPassword => print_line(&server::hash(&mut io::stdin().lock())?),
+        Command::Client(args) => client::run(args),
     }
 }
 

@@ -215,7 +215,12 @@ impl Replay {
             return;
         }
         self.capacity = events.max(self.capacity * 2);
-        let options = WatchOptions::new().skip_snapshot().capacity(self.capacity);
+        // Membership is all it prints: no updates, no property maps.
+        let options = WatchOptions::new()
+            .skip_snapshot()
+            .membership_only()
+            .without_properties()
+            .capacity(self.capacity);
         // The old watches go first, so two never exist for one filter.
         self.watches.clear();
         self.watches = self
@@ -326,8 +331,10 @@ impl Replay {
                 if self.mode == Mode::Counts {
                     continue;
                 }
-                let members = self.members.entry(id.clone()).or_default();
-                before.entry(id).or_insert_with(|| members.clone());
+                let members = self.members.entry(id.to_string()).or_default();
+                before
+                    .entry(id.to_string())
+                    .or_insert_with(|| members.clone());
                 if entered {
                     members.insert(position);
                 } else {

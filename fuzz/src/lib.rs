@@ -9,6 +9,7 @@
 pub mod gen;
 mod matcher;
 mod standing;
+pub mod watch_model;
 
 pub use matcher::{check_differential, check_store, StoreOp};
 pub use standing::check_standing;
@@ -270,6 +271,10 @@ fn check_spans(input: &str, f: &Filter) {
                 assert_eq!(inside(key.span, "a key"), key.name, "{input:?}");
                 value(v);
             }
+            Expr::Matches { key, pattern, .. } => {
+                assert_eq!(inside(key.span, "a key"), key.name, "{input:?}");
+                value(&pattern.value);
+            }
             Expr::In { key, values, .. } => {
                 assert_eq!(inside(key.span, "a key"), key.name, "{input:?}");
                 values.iter().for_each(value);
@@ -321,6 +326,7 @@ impl Measure {
                     clauses.push((e.span().start as usize, nots));
                     match e {
                         Expr::Is { value, .. } | Expr::Ne { value, .. } => values.push(value.span),
+                        Expr::Matches { pattern, .. } => values.push(pattern.value.span),
                         Expr::In { values: vs, .. } | Expr::HasRoles { roles: vs, .. } => {
                             items = items.max(vs.len());
                             values.extend(vs.iter().map(|v| v.span));

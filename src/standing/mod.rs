@@ -84,7 +84,7 @@
 //! access term.
 
 mod index;
-mod terms;
+pub(crate) mod terms;
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -95,6 +95,7 @@ use smallvec::SmallVec;
 use crate::error::Error;
 use crate::session::Session;
 use crate::syntax::Limits;
+use crate::vm::analysis::Key;
 use crate::vm::Program;
 
 use index::{Placement, ReverseIndex};
@@ -426,31 +427,33 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
     /// cost grows with the filters that mention a changed key, not with the
     /// size of the set.
     pub fn changes(&self, before: &Session, after: &Session) -> Changes<Id> {
-        self.changes_and_stayed(before, after, false).0
+        let changed = terms::changed_keys(before, after);
+        self.changes_and_stayed(before, after, &changed, false).0
     }
 
-    /// [`FilterSet::changes`] and, when `want_stayed`, the ids whose filter
-    /// reads a changed key and matches both states (in set order): the
-    /// watches a change updates.
+    /// [`FilterSet::changes`] for the keys that differ between the two
+    /// states (`changed`, from [`terms::changed_keys`]) and, when
+    /// `want_stayed`, the ids whose filter reads a changed key and matches
+    /// both states (in set order): the watches a change updates.
     pub(crate) fn changes_and_stayed(
         &self,
         before: &Session,
         after: &Session,
+        changed: &[Key],
         want_stayed: bool,
     ) -> (Changes<Id>, Vec<Id>) {
-        let changed = terms::changed_keys(before, after);
         if changed.is_empty() {
             return (Changes::default(), Vec::new());
         }
         let mut candidates: SmallVec<[u32; 32]> = SmallVec::new();
         let mut gather = |term| {
             self.index
-                .posted_reading(&term, &changed, |e| candidates.push(e))
+                .posted_reading(&term, changed, |e| candidates.push(e))
         };
         // Every term of `before`, and the terms of `after` that differ.
         terms::for_each_term(before, None, &mut gather);
-        terms::for_each_term(after, Some(&changed), &mut gather);
-        for &key in &changed {
+        terms::for_each_term(after, Some(changed), &mut gather);
+        for &key in changed {
             candidates.extend(self.index.unindexed_reading(key).iter().map(|&(e, _)| e));
         }
         candidates.sort_unstable();

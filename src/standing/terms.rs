@@ -49,7 +49,7 @@ pub(super) fn for_each_term(s: &Session, only: Option<&[Key]>, mut f: impl FnMut
 /// The keys whose value differs between two sessions: present in one only,
 /// or with different values (roles compared as sets, with `$Roles`'
 /// presence).
-pub(super) fn changed_keys(before: &Session, after: &Session) -> SmallVec<[Key; 4]> {
+pub(crate) fn changed_keys(before: &Session, after: &Session) -> SmallVec<[Key; 4]> {
     let mut keys = SmallVec::new();
     for (slot, (a, b)) in before.fixed.iter().zip(&after.fixed).enumerate() {
         if a != b {

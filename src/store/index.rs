@@ -482,7 +482,9 @@ impl Index {
                 .iter()
                 .map(|&v| value(KeyId::fixed(slot as usize), v))
                 .collect(),
-            Test::FixedHas { slot } => {
+            // A regex holds only where the key is present: the presence
+            // posting is a superset, which the planner tests one by one.
+            Test::FixedHas { slot } | Test::FixedMatches { slot, .. } => {
                 smallvec::smallvec![held(self.keys.get(&KeyId::fixed(slot as usize)))]
             }
             Test::OtherEq { key, value: v } => smallvec::smallvec![value(KeyId::other(key), v)],
@@ -491,7 +493,9 @@ impl Index {
                 .iter()
                 .map(|&v| value(KeyId::other(key), v))
                 .collect(),
-            Test::OtherHas { key } => smallvec::smallvec![held(self.keys.get(&KeyId::other(key)))],
+            Test::OtherHas { key } | Test::OtherMatches { key, .. } => {
+                smallvec::smallvec![held(self.keys.get(&KeyId::other(key)))]
+            }
             Test::HasRoles { roles } => program
                 .pool(roles)
                 .iter()
@@ -520,7 +524,8 @@ impl Index {
         }
     }
 
-    /// The live slots for which `test` holds, from the postings alone.
+    /// The live slots for which `test` holds, from the postings alone (for
+    /// a `matches` test, a superset: the slots where its key is present).
     fn answer(&self, program: &Program, test: Test) -> RoaringBitmap {
         let intersection = |posts: &mut dyn Iterator<Item = Option<Post<'_>>>| -> RoaringBitmap {
             let mut posts: SmallVec<[Post<'_>; 4]> = match posts.collect::<Option<_>>() {
@@ -663,12 +668,20 @@ impl SetOracle for Planner<'_, '_> {
             Reach::Some(b) => b.len(),
         };
         let ids = id_values(program, test);
+        // A regex is answered from the postings of its key's presence, then
+        // tested on each session there.
+        let regex = matches!(test, Test::FixedMatches { .. } | Test::OtherMatches { .. });
         let index_cost = match &ids {
             Some(ids) => ids.len() as u64 * COST_PER_POSTING,
             None => {
                 let posts = self.index.postings_of(program, test);
+                let per_slot = if regex {
+                    COST_PER_TESTED_SESSION
+                } else {
+                    COST_PER_POSTED_SLOT
+                };
                 posts.len() as u64 * COST_PER_POSTING
-                    + posts.iter().flatten().map(|p| p.len()).sum::<u64>() * COST_PER_POSTED_SLOT
+                    + posts.iter().flatten().map(|p| p.len()).sum::<u64>() * per_slot
             }
         };
         let by_index = index_cost <= here_len * COST_PER_TESTED_SESSION;
@@ -692,10 +705,19 @@ impl SetOracle for Planner<'_, '_> {
                         .collect(),
                     None => self.index.answer(program, test),
                 };
-                match here {
+                let mut answer = match here {
                     Reach::All => answer,
                     Reach::Some(b) => answer & b,
+                };
+                if regex {
+                    let sessions = self.shard.sessions;
+                    answer.retain(|slot| {
+                        sessions
+                            .get(slot as usize)
+                            .is_some_and(|s| program.test(test, s))
+                    });
                 }
+                answer
             }
         };
         if let Some(st) = self.stats.as_deref_mut().and_then(|s| s.get_mut(pc)) {

@@ -46,13 +46,14 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use ahash::RandomState;
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 
 use self::cache::FilterCache;
 use self::index::OpStats;
 pub use self::shard::StoreMemory;
 use self::shard::{Shard, ShardWriter};
-use self::watch::Hub;
-pub use self::watch::{Watch, WatchEvent, WatchOptions};
+use self::watch::{Hub, SnapshotReader};
+pub use self::watch::{PropertyMap, Watch, WatchEvent, WatchOptions};
 use crate::error::Error;
 use crate::session::{RoleChange, Session};
 use crate::syntax::Limits;
@@ -154,7 +155,8 @@ impl StoreOptions {
 /// # Ok::<(), session_filter::Error>(())
 /// ```
 pub struct SessionStore {
-    shards: Box<[RwLock<Shard>]>,
+    /// Shared with the watches, which read their snapshots from them.
+    shards: Arc<[RwLock<Shard>]>,
     hub: Arc<Hub>,
     hasher: RandomState,
     options: StoreOptions,
@@ -187,7 +189,7 @@ impl SessionStore {
         let hub = Arc::new(Hub::default());
         SessionStore {
             shards: (0..options.shards)
-                .map(|_| RwLock::new(Shard::new(options.index, hub.clone())))
+                .map(|number| RwLock::new(Shard::new(number, options.index, hub.clone())))
                 .collect(),
             hub,
             hasher: RandomState::new(),
@@ -542,23 +544,76 @@ impl SessionStore {
     /// matches now, then every later change, with nothing missed or
     /// reported twice in between. A bad filter is an error.
     ///
-    /// Registration holds every shard's read lock while it takes the
-    /// snapshot, so writers wait for it once; afterwards a watch never
-    /// blocks them (see [`WatchOptions::capacity`]).
+    /// Registration visits the shards one at a time, under each one's read
+    /// lock only long enough to count its matches and note their ids; the
+    /// snapshot's events are built later, a chunk at a time, as the watch's
+    /// `recv` methods read them (see [`Watch`]). A watch never blocks the
+    /// writers after that (see [`WatchOptions::capacity`]).
     pub fn watch(&self, filter: &str, options: WatchOptions) -> Result<Watch, Error> {
         Ok(self.watch_compiled(&self.compile(filter)?, options))
     }
 
     /// [`SessionStore::watch`] with a compiled filter.
     pub fn watch_compiled(&self, program: &Program, options: WatchOptions) -> Watch {
-        let shards: Vec<RwLockReadGuard<'_, Shard>> = self.shards.iter().map(Self::read).collect();
-        self.hub.register(program, &options, |visit| {
-            for shard in &shards {
-                for slot in shard.matching(program, true) {
-                    visit(shard.session(slot));
-                }
-            }
-        })
+        let shards = Arc::downgrade(&self.shards);
+        let reader: SnapshotReader = Box::new(move |state, out| {
+            let Some(shards) = shards.upgrade() else {
+                return false;
+            };
+            let Some(number) = state.next_pending_shard() else {
+                return true;
+            };
+            let Some(shard) = shards.get(number) else {
+                return false;
+            };
+            let shard = Self::read(shard);
+            state.take_chunk(number, |id| shard.session_by_id(id), out);
+            true
+        });
+        let watch = self
+            .hub
+            .register(program, &options, self.shards.len(), reader);
+        for shard in self.shards.iter() {
+            let shard = Self::read(shard);
+            let (count, ids) = if options.reports_snapshot() {
+                let ids: RoaringBitmap = shard
+                    .matching(program, true)
+                    .into_iter()
+                    .map(|slot| shard.session(slot).id_sym().as_u32())
+                    .collect();
+                (ids.len(), Some(ids))
+            } else {
+                (shard.count(program, true) as u64, None)
+            };
+            watch.state().cut(shard.number(), count, ids);
+        }
+        watch
+    }
+
+    /// Sends `signal` to every watch that matches the session with this id
+    /// now, as a [`WatchEvent::Signal`] carrying its properties, in order
+    /// with the session's other events (it is delivered under the session's
+    /// shard lock, as changes are). A server uses it for state that is not
+    /// a property, such as `"disconnected"` and `"reconnected"`. An unknown
+    /// id is an error naming it.
+    ///
+    /// ```
+    /// use session_filter::{Error, SessionStore, WatchEvent, WatchOptions};
+    /// let store = SessionStore::new();
+    /// store.insert([("$SessionId", "a"), ("Desk", "FX")])?;
+    /// let w = store.watch("all", WatchOptions::new().skip_snapshot())?;
+    /// store.signal_session("a", "disconnected")?;
+    /// assert!(matches!(w.try_recv(), Some(WatchEvent::Signal { id, signal: "disconnected", .. }) if &*id == "a"));
+    /// assert_eq!(store.signal_session("zz", "x"), Err(Error::UnknownSession("zz".into())));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn signal_session(&self, id: &str, signal: &'static str) -> Result<(), Error> {
+        let shard = Self::write(self.shard_of(id));
+        let slot = shard
+            .slot(id)
+            .ok_or_else(|| Error::UnknownSession(id.to_owned()))?;
+        shard.signal(slot, signal);
+        Ok(())
     }
 
     /// True when the store keeps inverted indexes.

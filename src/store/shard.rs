@@ -137,6 +137,8 @@ pub(super) struct Shard {
     index: Option<Index>,
     /// The store's watches, told of every change while this shard is locked.
     hub: Arc<Hub>,
+    /// This shard's place in the store, as the watches know it.
+    number: usize,
 }
 
 fn id_sym(session: &Session) -> Sym {
@@ -175,10 +177,11 @@ impl Drop for ShardWriter<'_> {
 }
 
 impl Shard {
-    pub(super) fn new(indexed: bool, hub: Arc<Hub>) -> Shard {
+    pub(super) fn new(number: usize, indexed: bool, hub: Arc<Hub>) -> Shard {
         Shard {
             index: indexed.then(Index::default),
             hub,
+            number,
             ..Shard::default()
         }
     }
@@ -208,6 +211,23 @@ impl Shard {
         &self.sessions[slot as usize]
     }
 
+    /// The session whose `$SessionId` has this interned id.
+    pub(super) fn session_by_id(&self, id: Sym) -> Option<&Session> {
+        let slot = self.ids.get(&self.sessions, id)?;
+        self.sessions.get(slot as usize)
+    }
+
+    /// This shard's place in the store.
+    pub(super) fn number(&self) -> usize {
+        self.number
+    }
+
+    /// Tells the watches of a signal for the session in `slot`.
+    pub(super) fn signal(&self, slot: u32, signal: &'static str) {
+        self.hub
+            .signal(self.number, &self.sessions[slot as usize], signal);
+    }
+
     /// Adds a session whose id the caller checked is new.
     pub(super) fn insert(&mut self, session: Session) {
         let slot = match self.free.pop() {
@@ -226,9 +246,11 @@ impl Shard {
         if let Some(index) = &mut self.index {
             index.add(slot, &session);
         }
-        self.hub.inserted(&session);
         self.sessions[slot as usize] = session;
         self.ids.insert(&self.sessions, slot);
+        // Last, as `remove` does: the shard is whole whatever the hub does.
+        self.hub
+            .inserted(self.number, &self.sessions[slot as usize]);
     }
 
     /// Removes the session in `slot`.
@@ -241,10 +263,10 @@ impl Shard {
         self.live_words[slot as usize / 64] &= !(1 << (slot % 64));
         self.live.remove(slot);
         self.free.push(slot);
-        self.hub.closed(&session);
+        self.hub.closed(self.number, &session);
         // An emptied shard gives its memory back.
         if self.live.is_empty() {
-            *self = Shard::new(self.index.is_some(), self.hub.clone());
+            *self = Shard::new(self.number, self.index.is_some(), self.hub.clone());
         }
     }
 
@@ -308,7 +330,8 @@ impl Shard {
             index.add(slot, &session);
         }
         let before = std::mem::replace(&mut self.sessions[slot as usize], session);
-        self.hub.changed(&before, &self.sessions[slot as usize]);
+        self.hub
+            .changed(self.number, &before, &self.sessions[slot as usize]);
     }
 
     /// Changes the session in `slot` in place with `f`, which must not change
@@ -325,7 +348,7 @@ impl Shard {
             f(session);
         }
         if let Some(before) = before {
-            self.hub.changed(&before, session);
+            self.hub.changed(self.number, &before, session);
         }
     }
 
@@ -341,7 +364,7 @@ impl Shard {
             session.change_roles(change);
         }
         if let Some(before) = before {
-            self.hub.changed(&before, session);
+            self.hub.changed(self.number, &before, session);
         }
     }
 

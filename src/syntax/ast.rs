@@ -109,6 +109,57 @@ impl PartialEq for Value {
 }
 impl Eq for Value {}
 
+/// The regular expression of a `matches` clause: the value as written
+/// (unescaped), and, once parsed, the regex compiled from it.
+///
+/// The parser compiles each regular expression once, anchored at both ends,
+/// and a [`Program`](crate::Program) compiled from the filter shares that
+/// compiled form; a pattern built by hand ([`Pattern::new`]) is compiled by
+/// the program, within the default [`Limits`](crate::Limits). Equality
+/// compares the text only.
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    /// The regular expression's text (the value after unescaping).
+    pub value: Value,
+    regex: Option<std::sync::Arc<crate::util::regex::Regex>>,
+}
+
+impl Pattern {
+    /// A pattern from its text, not yet compiled (for building filters by
+    /// hand; the program compiles it, and rejects one that does not compile).
+    pub fn new(text: impl Into<String>) -> Pattern {
+        Pattern {
+            value: Value::new(text),
+            regex: None,
+        }
+    }
+
+    /// A parsed pattern with its compiled regex.
+    pub(crate) fn compiled(value: Value, regex: crate::util::regex::Regex) -> Pattern {
+        Pattern {
+            value,
+            regex: Some(std::sync::Arc::new(regex)),
+        }
+    }
+
+    /// The text of the regular expression.
+    pub fn as_str(&self) -> &str {
+        &self.value.text
+    }
+
+    /// The compiled regex, if the parser compiled it.
+    pub(crate) fn regex(&self) -> Option<&std::sync::Arc<crate::util::regex::Regex>> {
+        self.regex.as_ref()
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.value == other.value
+    }
+}
+impl Eq for Pattern {}
+
 /// A filter expression.
 ///
 /// Build one with [`Filter::parse`](crate::Filter::parse), or by hand with the
@@ -136,6 +187,16 @@ pub enum Expr {
         key: Key,
         /// The value it must not equal.
         value: Value,
+        /// Source span.
+        span: Span,
+    },
+    /// `key matches "regex"`: the key is present and its whole value
+    /// matches the regular expression.
+    Matches {
+        /// The property matched.
+        key: Key,
+        /// The regular expression.
+        pattern: Pattern,
         /// Source span.
         span: Span,
     },
@@ -207,6 +268,17 @@ impl Expr {
         Expr::Ne {
             key: Key::new(key),
             value: Value::new(value),
+            span: Span::default(),
+        }
+    }
+
+    /// `key matches "regex"` (compiled when the filter is compiled into a
+    /// [`Program`](crate::Program), which rejects a regex that does not
+    /// compile).
+    pub fn matches(key: impl Into<String>, regex: impl Into<String>) -> Expr {
+        Expr::Matches {
+            key: Key::new(key),
+            pattern: Pattern::new(regex),
             span: Span::default(),
         }
     }
@@ -310,6 +382,7 @@ impl Expr {
             Expr::All { span }
             | Expr::Is { span, .. }
             | Expr::Ne { span, .. }
+            | Expr::Matches { span, .. }
             | Expr::In { span, .. }
             | Expr::Has { span, .. }
             | Expr::HasRoles { span, .. }
@@ -361,6 +434,18 @@ impl Expr {
                     key: k2, value: v2, ..
                 },
             ) => k1 == k2 && v1 == v2,
+            (
+                Expr::Matches {
+                    key: k1,
+                    pattern: p1,
+                    ..
+                },
+                Expr::Matches {
+                    key: k2,
+                    pattern: p2,
+                    ..
+                },
+            ) => k1 == k2 && p1 == p2,
             (
                 Expr::In {
                     key: k1,

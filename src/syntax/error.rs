@@ -13,7 +13,7 @@ use crate::util::roles::RolesError;
 pub enum ErrorKind {
     /// The text does not follow the grammar.
     Syntax {
-        /// What the grammar allowed here, in words (`` `is`, `eq`, `ne` or `in` ``).
+        /// What the grammar allowed here, in words (`` `is`, `eq`, `ne`, `matches` or `in` ``).
         expected: String,
         /// What the text holds here, in words (`` `extra` ``, `end of input`).
         found: String,
@@ -49,6 +49,16 @@ pub enum ErrorKind {
         /// Why, and where inside the value.
         error: RolesError,
     },
+    /// The regular expression of a `matches` clause does not compile, or
+    /// compiles to more than
+    /// [`Limits::max_regex_size`](super::Limits::max_regex_size) bytes.
+    InvalidRegex {
+        /// The `regex` crate's message.
+        error: String,
+    },
+    /// `$Roles matches …`: roles are a set, not a string (use `hasRoles` or
+    /// `$Roles is`).
+    RolesMatches,
     /// pest's own resource guard stopped the parse: its stack guard (the
     /// thread ran short of stack), or a call budget some other code set
     /// process-wide with `pest::set_call_limit`. A backstop that should not
@@ -89,6 +99,15 @@ impl fmt::Display for ErrorKind {
             ErrorKind::InvalidRoles { error } => {
                 write!(f, "expected a roles string for $Roles, found {error}")
             }
+            ErrorKind::InvalidRegex { error } => write!(
+                f,
+                "expected a regular expression that compiles, found one that does not: {error}"
+            ),
+            ErrorKind::RolesMatches => write!(
+                f,
+                "expected a property other than $Roles before `matches` (roles are a set: \
+                 use `hasRoles` or `$Roles is`), found `$Roles matches`"
+            ),
             ErrorKind::StackExhausted => write!(
                 f,
                 "expected a filter the parser can nest on this thread's stack, \

@@ -9,7 +9,7 @@ mod scan;
 use std::fmt;
 use std::str::FromStr;
 
-pub use ast::{is_filter_key, Expr, Key, Span, Value};
+pub use ast::{is_filter_key, Expr, Key, Pattern, Span, Value};
 pub use error::{Error, ErrorKind};
 
 /// Limits on the filters [`Filter::parse_with`] accepts.
@@ -31,6 +31,7 @@ pub struct Limits {
     max_len: usize,
     max_depth: usize,
     max_items: usize,
+    max_regex_size: usize,
 }
 
 impl Limits {
@@ -40,17 +41,44 @@ impl Limits {
     pub const DEFAULT_MAX_DEPTH: usize = 256;
     /// Default [`max_items`](Limits::max_items): 10 000.
     pub const DEFAULT_MAX_ITEMS: usize = 10_000;
+    /// Default [`max_regex_size`](Limits::max_regex_size): 256 KiB.
+    pub const DEFAULT_MAX_REGEX_SIZE: usize = 256 * 1024;
     /// The hard ceiling on [`max_depth`](Limits::max_depth): a filter nested
     /// this deep still parses on a 2 MiB thread in a debug build.
     pub const MAX_DEPTH_CEILING: usize = 512;
 
-    /// The default limits: 64 KiB of text, depth 256, 10 000 items per list.
+    /// The default limits: 64 KiB of text, depth 256, 10 000 items per
+    /// list, 256 KiB per compiled regular expression.
     pub const fn new() -> Limits {
         Limits {
             max_len: Self::DEFAULT_MAX_LEN,
             max_depth: Self::DEFAULT_MAX_DEPTH,
             max_items: Self::DEFAULT_MAX_ITEMS,
+            max_regex_size: Self::DEFAULT_MAX_REGEX_SIZE,
         }
+    }
+
+    /// The largest compiled size of the regular expression of one
+    /// `matches` clause, in bytes, as `regex::RegexBuilder::size_limit`
+    /// measures it.
+    pub const fn max_regex_size(&self) -> usize {
+        self.max_regex_size
+    }
+
+    /// Sets [`max_regex_size`](Limits::max_regex_size), in bytes.
+    ///
+    /// ```
+    /// use session_filter::{Filter, FilterErrorKind, Limits};
+    ///
+    /// let f = r"Name matches '\\w{30}'";
+    /// assert!(Filter::parse_with(f, &Limits::new().with_max_regex_size(1 << 24)).is_ok());
+    /// let err = Filter::parse(f).unwrap_err();
+    /// assert!(matches!(err.kind(), FilterErrorKind::InvalidRegex { .. }));
+    /// assert_eq!(err.column(), 14);
+    /// ```
+    pub const fn with_max_regex_size(mut self, bytes: usize) -> Limits {
+        self.max_regex_size = bytes;
+        self
     }
 
     /// The longest filter text accepted, in bytes.

@@ -4,12 +4,13 @@ use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::{Pair, Pairs};
 use pest::Parser as _;
 
-use super::ast::{Expr, Key, Span, Value};
+use super::ast::{Expr, Key, Pattern, Span, Value};
 use super::error::{Error, ErrorKind};
 use super::scan::check_depth;
 use super::Limits;
 use crate::util::escape::{read_escaped, QuoteError};
 use crate::util::properties::ROLES;
+use crate::util::regex::Regex;
 use crate::util::roles::string_to_roles_strict;
 
 #[derive(pest_derive::Parser)]
@@ -253,10 +254,15 @@ impl Builder<'_> {
                     }
                     _ => {
                         let value = self.value(next(&mut inner, Rule::value, input)?)?;
+                        let op = op.as_ref().map_or("", |p| p.as_str());
+                        if op.eq_ignore_ascii_case("matches") {
+                            let pattern = matches_pattern(&key, value, self.limits, input)?;
+                            return Ok(Expr::Matches { key, pattern, span });
+                        }
                         if key.name == ROLES {
                             self.check_roles(&value)?;
                         }
-                        if op.is_some_and(|p| p.as_str().eq_ignore_ascii_case("ne")) {
+                        if op.eq_ignore_ascii_case("ne") {
                             Expr::Ne { key, value, span }
                         } else {
                             Expr::Is { key, value, span }
@@ -336,6 +342,25 @@ impl Builder<'_> {
     }
 }
 
+/// The pattern of `key matches value`: `key` is not `$Roles`, and the value
+/// compiles as a regular expression within the limits. Either error is
+/// reported at the value's opening quote.
+pub(crate) fn matches_pattern(
+    key: &Key,
+    value: Value,
+    limits: &Limits,
+    input: &str,
+) -> Result<Pattern, Error> {
+    let at = Span::new(value.span.start, value.span.start + 1);
+    if key.name == ROLES {
+        return Err(Error::new(ErrorKind::RolesMatches, at, input));
+    }
+    match Regex::new(&value.text, limits.max_regex_size()) {
+        Ok(regex) => Ok(Pattern::compiled(value, regex)),
+        Err(error) => Err(Error::new(ErrorKind::InvalidRegex { error }, at, input)),
+    }
+}
+
 /// Turns pest's error into ours: the same position, and a message in the
 /// words of the language.
 fn convert_error(e: &pest::error::Error<Rule>, input: &str) -> Error {
@@ -388,24 +413,24 @@ fn describe_expected(positives: &[Rule]) -> String {
             Rule::expr | Rule::unary => &[(0, "a clause")],
             Rule::key => &[(1, "a property key")],
             // One token rule reads all three (or both) keywords; name each.
-            Rule::kw_is_eq_ne => &[(2, "`is`"), (3, "`eq`"), (4, "`ne`")],
-            Rule::kw_in => &[(5, "`in`")],
-            Rule::value => &[(6, "a quoted value")],
-            Rule::list => &[(7, "a list of quoted values")],
-            Rule::lparen => &[(8, "`(`")],
-            Rule::kw_not => &[(9, "`not`")],
-            Rule::kw_has => &[(10, "`has`")],
-            Rule::kw_hasroles => &[(11, "`hasRoles`")],
-            Rule::kw_all => &[(12, "`all`")],
-            Rule::lbracket => &[(13, "`[`")],
-            Rule::lbrace => &[(14, "`{`")],
-            Rule::comma => &[(15, "`,`")],
-            Rule::rbracket => &[(16, "`]`")],
-            Rule::rbrace => &[(17, "`}`")],
-            Rule::kw_and_or => &[(18, "`and`"), (19, "`or`")],
-            Rule::rparen => &[(20, "`)`")],
-            Rule::EOI => &[(21, "end of input")],
-            _ => &[(22, "a valid filter")],
+            Rule::kw_compare => &[(2, "`is`"), (3, "`eq`"), (4, "`ne`"), (5, "`matches`")],
+            Rule::kw_in => &[(6, "`in`")],
+            Rule::value => &[(7, "a quoted value")],
+            Rule::list => &[(8, "a list of quoted values")],
+            Rule::lparen => &[(9, "`(`")],
+            Rule::kw_not => &[(10, "`not`")],
+            Rule::kw_has => &[(11, "`has`")],
+            Rule::kw_hasroles => &[(12, "`hasRoles`")],
+            Rule::kw_all => &[(13, "`all`")],
+            Rule::lbracket => &[(14, "`[`")],
+            Rule::lbrace => &[(15, "`{`")],
+            Rule::comma => &[(16, "`,`")],
+            Rule::rbracket => &[(17, "`]`")],
+            Rule::rbrace => &[(18, "`}`")],
+            Rule::kw_and_or => &[(19, "`and`"), (20, "`or`")],
+            Rule::rparen => &[(21, "`)`")],
+            Rule::EOI => &[(22, "end of input")],
+            _ => &[(23, "a valid filter")],
         };
         words.extend_from_slice(rule_words);
     }

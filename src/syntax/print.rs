@@ -32,6 +32,9 @@ impl fmt::Display for Expr {
                 Expr::All { .. } => out.push_str("all"),
                 Expr::Is { key, value, .. } => clause(&mut out, &key.name, " is ", value),
                 Expr::Ne { key, value, .. } => clause(&mut out, &key.name, " ne ", value),
+                Expr::Matches { key, pattern, .. } => {
+                    clause(&mut out, &key.name, " matches ", &pattern.value)
+                }
                 Expr::In { key, values, .. } => {
                     out.push_str(&key.name);
                     out.push_str(" in ");

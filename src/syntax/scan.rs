@@ -92,7 +92,7 @@ fn is_exactly(word: &[u8], kw: &[u8]) -> bool {
 }
 
 /// Whether the tokens after a key-like word make it the key of a clause:
-/// `is`/`eq`/`ne` and a value, or `in` and the start of a list (a value, or
+/// `is`/`eq`/`ne`/`matches` and a value, or `in` and the start of a list (a value, or
 /// `[`/`{` and a value). Where a list only starts, the clause may still fail
 /// further on, but then no reading of the `not` parses either.
 ///
@@ -108,7 +108,10 @@ fn key_clause_follows(mut rest: Tokens<'_>, cut: bool) -> Option<bool> {
     };
     Some(match next()? {
         Tok::Word(op)
-            if is_exactly(op, b"is") || is_exactly(op, b"eq") || is_exactly(op, b"ne") =>
+            if is_exactly(op, b"is")
+                || is_exactly(op, b"eq")
+                || is_exactly(op, b"ne")
+                || is_exactly(op, b"matches") =>
         {
             matches!(next()?, Tok::Value)
         }
@@ -252,6 +255,7 @@ mod tests {
     fn a_not_read_as_a_key_does_not_count() {
         assert_eq!(depth("not is 'no'"), 0);
         assert_eq!(depth("not eq\"no\""), 0);
+        assert_eq!(depth("not matches 'no'"), 0);
         assert_eq!(depth("not in ['a']"), 0);
         assert_eq!(depth("not in['a']"), 0);
         assert_eq!(depth("not[x] is 'y'"), 0);

@@ -17,7 +17,7 @@
 use smallvec::SmallVec;
 
 use crate::intern::Sym;
-use crate::session::ROLES_SLOT;
+use crate::session::{FIXED_SLOTS, ROLES_SLOT};
 
 use super::{Op, Program, Test};
 // A part of `vm`, so the dataflow below reads jump targets as indices (the
@@ -44,6 +44,17 @@ impl Key {
     /// `$Roles`: its presence and its set of roles.
     pub(crate) fn roles() -> Key {
         Key::fixed(ROLES_SLOT)
+    }
+
+    /// The fixed slot this key names, if it is a fixed property.
+    pub(crate) fn fixed_slot(self) -> Option<usize> {
+        let slot = (u32::MAX - 2).checked_sub(self.0)? as usize;
+        (slot < FIXED_SLOTS).then_some(slot)
+    }
+
+    /// The id of another key's name, if it is not a fixed property.
+    pub(crate) fn other_sym(self) -> Option<Sym> {
+        self.fixed_slot().is_none().then(|| Sym::from_u32(self.0))
     }
 }
 
@@ -203,11 +214,10 @@ impl Program {
                 class: Class::In,
                 terms: values(Key::other(key), pool),
             }),
-            Test::FixedHas { slot } => out.push(Alternative::new(
-                Class::Presence,
-                [Term::Present(Key::fixed(slot as usize))],
-            )),
-            Test::OtherHas { key } => out.push(Alternative::new(
+            Test::FixedHas { slot } | Test::FixedMatches { slot, .. } => out.push(
+                Alternative::new(Class::Presence, [Term::Present(Key::fixed(slot as usize))]),
+            ),
+            Test::OtherHas { key } | Test::OtherMatches { key, .. } => out.push(Alternative::new(
                 Class::Presence,
                 [Term::Present(Key::other(key))],
             )),
@@ -311,12 +321,14 @@ impl Program {
 /// The key a test reads.
 fn key_of(test: Test) -> Key {
     match test {
-        Test::FixedEq { slot, .. } | Test::FixedIn { slot, .. } | Test::FixedHas { slot } => {
-            Key::fixed(slot as usize)
-        }
-        Test::OtherEq { key, .. } | Test::OtherIn { key, .. } | Test::OtherHas { key } => {
-            Key::other(key)
-        }
+        Test::FixedEq { slot, .. }
+        | Test::FixedIn { slot, .. }
+        | Test::FixedHas { slot }
+        | Test::FixedMatches { slot, .. } => Key::fixed(slot as usize),
+        Test::OtherEq { key, .. }
+        | Test::OtherIn { key, .. }
+        | Test::OtherHas { key }
+        | Test::OtherMatches { key, .. } => Key::other(key),
         Test::HasRoles { .. } | Test::RolesEq { .. } | Test::RolesIn { .. } => Key::roles(),
     }
 }

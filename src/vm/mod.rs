@@ -24,6 +24,7 @@ use crate::session::{Session, FIXED_SLOTS};
 use crate::syntax::Filter;
 use crate::util::escape::escape;
 use crate::util::properties::FIXED_PROPERTIES;
+use crate::util::regex::Regex;
 
 mod sets;
 
@@ -76,6 +77,11 @@ pub(crate) enum Test {
     OtherIn { key: Sym, values: Pool },
     /// Another property is present.
     OtherHas { key: Sym },
+    /// A fixed property is present and its whole value matches a regex
+    /// (an index into `Program::regexes`).
+    FixedMatches { slot: u8, regex: u32 },
+    /// Another property is present and its whole value matches a regex.
+    OtherMatches { key: Sym, regex: u32 },
     /// The session has every role of a sorted set.
     HasRoles { roles: Pool },
     /// The session's roles are exactly a sorted set.
@@ -122,6 +128,8 @@ pub(crate) struct Inner {
     pub syms: Box<[Sym]>,
     /// Role sets of `RolesIn`, as ranges of `syms`.
     pub sets: Box<[Pool]>,
+    /// The regexes of `matches` tests, shared with the parsed filter.
+    pub regexes: Box<[Arc<Regex>]>,
     /// The strings the program's ids name, held for as long as it lives
     /// (never read: dropping it gives them back).
     pub _held: Box<[Interned]>,
@@ -143,6 +151,7 @@ impl Program {
         entry: u32,
         syms: Vec<Sym>,
         sets: Vec<Pool>,
+        regexes: Vec<Arc<Regex>>,
         held: Vec<Interned>,
         filter: Filter,
     ) -> Program {
@@ -162,6 +171,7 @@ impl Program {
             entry: resolve(entry),
             syms: syms.into_boxed_slice(),
             sets: sets.into_boxed_slice(),
+            regexes: regexes.into_boxed_slice(),
             _held: held.into_boxed_slice(),
             filter,
         }))
@@ -529,6 +539,13 @@ impl Inner {
                 s.other(key).is_some_and(|v| contains(self.pool(values), v))
             }
             Test::OtherHas { key } => s.other(key).is_some(),
+            Test::FixedMatches { slot, regex } => {
+                let v = s.fixed[slot as usize];
+                v != Sym::NONE && self.is_match(regex, v)
+            }
+            Test::OtherMatches { key, regex } => {
+                s.other(key).is_some_and(|v| self.is_match(regex, v))
+            }
             Test::HasRoles { roles } => has_all(&s.roles, self.pool(roles)),
             Test::RolesEq { roles } => same_set(&s.roles, self.pool(roles)),
             Test::RolesIn { sets } => self
@@ -536,6 +553,14 @@ impl Inner {
                 .iter()
                 .any(|&set| same_set(&s.roles, self.pool(set))),
         }
+    }
+
+    /// The regex `regex` matches the whole of the value `v`.
+    #[inline]
+    fn is_match(&self, regex: u32, v: Sym) -> bool {
+        self.regexes
+            .get(regex as usize)
+            .is_some_and(|r| crate::intern::with_text(v, |text| r.is_match(text)))
     }
 
     /// The sessions of `block` among `here` for which `test` holds. Cheap
@@ -615,6 +640,12 @@ impl Inner {
             Test::OtherEq { key, value } => format!("{} is {}", text(key), quoted(value)),
             Test::OtherIn { key, values } => format!("{} in {}", text(key), list(values)),
             Test::OtherHas { key } => format!("has {}", text(key)),
+            Test::FixedMatches { slot, regex } => {
+                format!("{} matches {}", fixed(slot), self.pattern(regex))
+            }
+            Test::OtherMatches { key, regex } => {
+                format!("{} matches {}", text(key), self.pattern(regex))
+            }
             Test::HasRoles { roles } => format!("hasRoles {}", list(roles)),
             Test::RolesEq { roles } => format!("$Roles is the set {}", list(roles)),
             Test::RolesIn { sets } => {
@@ -624,6 +655,14 @@ impl Inner {
                 format!("$Roles is one of the sets [{}]", sets.join(", "))
             }
         }
+    }
+}
+
+impl Inner {
+    /// The text of regex `regex`, quoted as a value.
+    fn pattern(&self, regex: u32) -> String {
+        let text = self.regexes.get(regex as usize).map_or("", |r| r.as_str());
+        format!("\"{}\"", escape(text))
     }
 }
 

@@ -66,10 +66,26 @@ pub struct FilterCase {
     pub filter: String,
     /// `Some((canonical, matching ids))` for a valid filter, `None` for an error case.
     pub valid: Option<(String, Vec<String>)>,
+    /// For an error case whose position the spec fixes: its line and column.
+    pub error_at: Option<(usize, usize)>,
 }
 
+/// The filter cases of `dir`: `filters.jsonl`, then `matches.jsonl` (the
+/// `matches` clause, same format) when the directory has it.
 pub fn filter_cases(dir: &Path) -> Vec<FilterCase> {
-    read_jsonl(&dir.join("filters.jsonl"))
+    let mut cases = cases_in(&dir.join("filters.jsonl"));
+    let matches = dir.join("matches.jsonl");
+    if matches.is_file() {
+        cases.extend(cases_in(&matches));
+    } else {
+        eprintln!("SKIPPED: {} is absent", matches.display());
+    }
+    cases
+}
+
+/// The cases of one file of filter cases.
+pub fn cases_in(path: &Path) -> Vec<FilterCase> {
+    read_jsonl(path)
         .into_iter()
         .map(|v| {
             let filter = v["filter"].as_str().expect("filter is a string").to_owned();
@@ -85,7 +101,13 @@ pub fn filter_cases(dir: &Path) -> Vec<FilterCase> {
                     .collect();
                 Some((canonical, matches))
             };
-            FilterCase { filter, valid }
+            let number = |k: &str| v.get(k).and_then(|n| n.as_u64()).map(|n| n as usize);
+            let error_at = number("line").zip(number("column"));
+            FilterCase {
+                filter,
+                valid,
+                error_at,
+            }
         })
         .collect()
 }

@@ -460,10 +460,10 @@ impl Feed {
         let event = match event {
             WatchEvent::Entered { id, properties } => Event::default()
                 .event("entered")
-                .data(json!({ "id": id, "properties": properties }).to_string()),
-            WatchEvent::Left { id, closed } => Event::default()
+                .data(json!({ "id": &*id, "properties": properties.as_deref() }).to_string()),
+            WatchEvent::Left { id, closed, .. } => Event::default()
                 .event("left")
-                .data(json!({ "id": id, "closed": closed }).to_string()),
+                .data(json!({ "id": &*id, "closed": closed }).to_string()),
             // The count that follows resynchronises the client.
             WatchEvent::Lagged { missed } => Event::default()
                 .event("lagged")

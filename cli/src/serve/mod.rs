@@ -4,10 +4,9 @@
 //! without FILE, from the demo population `select` uses. The page, its
 //! style and its script are embedded in the binary (see [`api`]); nothing is
 //! fetched from elsewhere. With `--churn` a thread plays sessions connecting,
-//! changing and closing (see [`churn`]), so live watches show life.
+//! changing and closing (see [`crate::churn`]), so live watches show life.
 
 mod api;
-mod churn;
 
 use std::io;
 use std::sync::atomic::AtomicUsize;
@@ -91,7 +90,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             })?;
         let addr = listener.local_addr()?;
         if let Some(rate) = churn {
-            churn::spawn(app.clone(), rate, ids);
+            crate::churn::spawn(app.clone(), |app: &App| &app.store, rate, ids);
         }
         eprintln!("listening on http://{addr}");
         // Small answers go out at once, not after the client's delayed ACK.
@@ -104,7 +103,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
 }
 
 /// Loads demo sessions `0..n`, in parallel; returns their ids.
-fn load_demo(store: &SessionStore, n: usize) -> Result<Vec<String>, Failure> {
+pub(crate) fn load_demo(store: &SessionStore, n: usize) -> Result<Vec<String>, Failure> {
     (0..n as u64)
         .into_par_iter()
         .map(|i| {

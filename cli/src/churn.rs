@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use session_filter::{demo, PropertyChange};
-
-use super::App;
+use session_filter::{demo, PropertyChange, SessionStore};
 
 /// How often the thread wakes to catch up with the rate.
 const TICK: Duration = Duration::from_millis(20);
@@ -27,13 +25,20 @@ const CHANGES: [(&str, &[&str]); 4] = [
 ];
 
 /// Starts the churn at about `per_second` events a second on the sessions
-/// `ids` (and those it connects itself). It runs until the process ends.
-pub fn spawn(app: Arc<App>, per_second: f64, ids: Vec<String>) {
+/// `ids` (and those it connects itself) of the store `store(&owner)`. It
+/// runs until the process ends.
+pub fn spawn<T: Send + Sync + 'static>(
+    owner: Arc<T>,
+    store: fn(&T) -> &SessionStore,
+    per_second: f64,
+    ids: Vec<String>,
+) {
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0x5EED, |d| d.as_nanos() as u64);
     let mut churn = Churn {
-        app,
+        owner,
+        store,
         // New sessions take the demo ids after the population's.
         next: ids.len() as u64,
         ids,
@@ -55,8 +60,9 @@ pub fn spawn(app: Arc<App>, per_second: f64, ids: Vec<String>) {
     });
 }
 
-struct Churn {
-    app: Arc<App>,
+struct Churn<T> {
+    owner: Arc<T>,
+    store: fn(&T) -> &SessionStore,
     /// Sessions this thread believes open; one found closed (by the API) is
     /// dropped from the list when it is picked.
     ids: Vec<String>,
@@ -64,9 +70,9 @@ struct Churn {
     rng: Rng,
 }
 
-impl Churn {
+impl<T> Churn<T> {
     fn step(&mut self) {
-        let store = &self.app.store;
+        let store = (self.store)(&self.owner);
         let roll = self.rng.below(20);
         if roll < 4 || self.ids.is_empty() {
             // Connect. An id already taken (from a FILE) is skipped.

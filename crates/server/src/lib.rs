@@ -1,0 +1,185 @@
+//! A session server (SPEC section 11): clients open sessions over
+//! WebSocket, an authenticator decides their principal and roles, sessions
+//! live through lost connections until they close, and sessions with the
+//! right permissions count, fetch, close, change, listen to and message the
+//! others by session filter, and take named locks. The store of the
+//! `session-filter` engine is its memory.
+//!
+//! # Example
+//!
+//! A server on a free port with the embedded default configuration and one
+//! authenticator of the embedder's own, run on the embedder's runtime:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use session_filter_server::{Authenticator, Config, Decision, Grant, OpenRequest, Server};
+//!
+//! struct Tokens;
+//! impl Authenticator for Tokens {
+//!     fn authenticate(&self, request: &OpenRequest) -> Decision {
+//!         match request.credentials.as_deref() {
+//!             Some("let-me-in") => Decision::Allow(Grant {
+//!                 principal: Some(request.principal.clone()),
+//!                 roles: vec!["OPERATOR".into()],
+//!                 ..Grant::default()
+//!             }),
+//!             _ => Decision::Abstain,
+//!         }
+//!     }
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let hash = session_filter_server::hash_password("admin-password").unwrap();
+//! let mut config = Config::embedded_default(&hash);
+//! config.server.listen = "127.0.0.1:0".into();
+//! let server = Server::builder(config).authenticator(Arc::new(Tokens)).build();
+//! let store = server.store().clone(); // in-process control of the sessions
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # drop(store);
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod clients;
+mod config;
+mod connection;
+mod error;
+mod http;
+mod listen;
+mod locks;
+mod messaging;
+mod methods;
+mod metrics;
+mod outbound;
+mod protocol;
+mod security;
+mod server;
+mod session;
+mod stats;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use session_filter::{SessionStore, StoreOptions};
+
+pub use crate::config::{Config, ConfigError};
+pub use crate::error::RpcError;
+pub use crate::locks::{Scope, MAX_LOCK_NAME};
+pub use crate::security::{
+    hash_password, random_password, verify_password, Authenticator, ConfigAuthenticator, Decision,
+    GlobalPermission, Grant, OpenRequest, PathPermission, Permissions, Roles,
+};
+pub use crate::session::CloseReason;
+
+/// Builds a [`Server`].
+pub struct ServerBuilder {
+    config: Config,
+    authenticators: Vec<Arc<dyn Authenticator>>,
+    store: Option<Arc<SessionStore>>,
+}
+
+impl ServerBuilder {
+    /// Adds an authenticator, asked before the configuration's own (which
+    /// always comes last in the chain).
+    pub fn authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> ServerBuilder {
+        self.authenticators.push(authenticator);
+        self
+    }
+
+    /// Uses this store (for example one with sessions already in it).
+    pub fn store(mut self, store: Arc<SessionStore>) -> ServerBuilder {
+        self.store = Some(store);
+        self
+    }
+
+    /// The server.
+    pub fn build(self) -> Server {
+        let mut authenticators = self.authenticators;
+        authenticators.push(Arc::new(ConfigAuthenticator::new(&self.config)));
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(SessionStore::with_options(StoreOptions::new())));
+        let roles = Roles::from_config(&self.config);
+        let shared = server::Shared::new(
+            self.config.server.clone(),
+            store,
+            roles,
+            authenticators,
+            metrics::Collectors::default(),
+        );
+        Server {
+            shared: Arc::new(shared),
+            config: Arc::new(self.config),
+        }
+    }
+}
+
+/// A session server; clone it freely (it is a handle).
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<server::Shared>,
+    config: Arc<Config>,
+}
+
+impl Server {
+    /// A builder for a server with this configuration.
+    pub fn builder(config: Config) -> ServerBuilder {
+        ServerBuilder {
+            config,
+            authenticators: Vec::new(),
+            store: None,
+        }
+    }
+
+    /// The store that holds every session's properties: sessions put here
+    /// by the embedder are seen by filters like the clients' own (they have
+    /// no connection).
+    pub fn store(&self) -> &Arc<SessionStore> {
+        &self.shared.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Closes a session for `reason` (its client is told, its locks go);
+    /// false when there was none.
+    pub fn close_session(&self, id: &str, reason: CloseReason) -> bool {
+        self.shared.close(id, reason)
+    }
+
+    /// The router: `/session` (the WebSocket endpoint), the console at `/`,
+    /// and `/metrics`. `local` is the address it is served on (for the
+    /// Host and Origin checks).
+    pub fn router(&self, local: SocketAddr) -> axum::Router {
+        http::router(self.shared.clone(), self.config.clone(), local)
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then closes every
+    /// session (`SERVER_CLOSING`) and returns.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let local = listener.local_addr()?;
+        let app = self
+            .router(local)
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let shared = self.shared.clone();
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                shared.close_all();
+                shared.shutdown.notify_waiters();
+            })
+            .await;
+        self.shared.close_all();
+        result
+    }
+}

@@ -1,0 +1,418 @@
+//! Messages to sessions (SPEC 11.7): requests by id or by filter, delivered
+//! through each recipient's outbound queue, responses routed back to the
+//! sender.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::clients::blocking;
+use crate::error::RpcError;
+use crate::methods::{params, Call, Need};
+use crate::protocol;
+use crate::security::PathPermission;
+use crate::server::Shared;
+use crate::session::Client;
+
+/// The default `timeout_ms` of `messaging.send`.
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+
+/// Who waits for the answer of one delivered request.
+enum Waiting {
+    /// A request by id: the sender's own request `request` on `conn`.
+    ById {
+        sender: Arc<Client>,
+        conn: u64,
+        request: Value,
+    },
+    /// One recipient of a request by filter.
+    ByFilter(Arc<Group>),
+}
+
+struct Pending {
+    recipient: Arc<str>,
+    waiting: Waiting,
+}
+
+/// A request by filter: its sender and its running totals.
+struct Group {
+    sender: Arc<Client>,
+    id: u64,
+    figures: Mutex<Figures>,
+}
+
+#[derive(Default)]
+struct Figures {
+    remaining: usize,
+    responded: usize,
+    failed: usize,
+    done: bool,
+}
+
+/// Requests in flight.
+#[derive(Default)]
+pub(crate) struct Messaging {
+    pending: Mutex<HashMap<u64, Pending>>,
+    next: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Messaging {
+    fn next_id(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn take(&self, id: u64) -> Option<Pending> {
+        lock(&self.pending).remove(&id)
+    }
+}
+
+/// What a recipient answered.
+pub(crate) enum Answer {
+    Response(Value),
+    Error(String),
+}
+
+/// Routes one answer (or a failure) back to whoever waits for it.
+fn settle(shared: &Arc<Shared>, pending: Pending, answer: Answer) {
+    match pending.waiting {
+        Waiting::ById {
+            sender,
+            conn,
+            request,
+        } => {
+            let outcome = match answer {
+                Answer::Response(r) => Ok(json!({ "response": r })),
+                Answer::Error(text) => Err(RpcError::Rejected(text)),
+            };
+            shared.answer(&sender, conn, &request, &outcome);
+        }
+        Waiting::ByFilter(group) => {
+            let mut params = json!({"request": group.id, "session_id": &*pending.recipient});
+            {
+                let mut f = lock(&group.figures);
+                if f.done {
+                    return;
+                }
+                match &answer {
+                    Answer::Response(r) => {
+                        f.responded += 1;
+                        params["response"] = r.clone();
+                    }
+                    Answer::Error(e) => {
+                        f.failed += 1;
+                        params["error"] = Value::String(e.clone());
+                    }
+                }
+                f.remaining = f.remaining.saturating_sub(1);
+            }
+            shared.notify(
+                &group.sender,
+                protocol::notification("messaging.response", params),
+            );
+            finish_if_done(shared, &group, false);
+        }
+    }
+}
+
+/// Sends `messaging.done` once every recipient is accounted for (or, on
+/// `timeout`, counts the rest as timed out).
+fn finish_if_done(shared: &Arc<Shared>, group: &Arc<Group>, timeout: bool) {
+    let done = {
+        let mut f = lock(&group.figures);
+        if f.done || (f.remaining > 0 && !timeout) {
+            None
+        } else {
+            f.done = true;
+            Some(json!({"request": group.id, "responded": f.responded,
+                        "failed": f.failed, "timed_out": f.remaining}))
+        }
+    };
+    if let Some(params) = done {
+        shared.notify(
+            &group.sender,
+            protocol::notification("messaging.done", params),
+        );
+    }
+}
+
+/// A session closed: requests it had to answer fail (SESSION_CLOSED by id,
+/// an error by filter); requests it sent are forgotten.
+pub(crate) fn session_closed(shared: &Arc<Shared>, client: &Arc<Client>) {
+    let mine: Vec<Pending> = {
+        let mut pending = lock(&shared.messaging.pending);
+        let ids: Vec<u64> = pending
+            .iter()
+            .filter(|(_, p)| p.recipient == client.id)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| pending.remove(&id))
+            .collect()
+    };
+    for p in mine {
+        match p.waiting {
+            Waiting::ById {
+                sender,
+                conn,
+                request,
+            } => shared.answer(&sender, conn, &request, &Err(RpcError::SessionClosed)),
+            waiting @ Waiting::ByFilter(_) => settle(
+                shared,
+                Pending {
+                    recipient: p.recipient,
+                    waiting,
+                },
+                Answer::Error("the session closed before it answered".into()),
+            ),
+        }
+    }
+    client.handlers().clear();
+}
+
+/// A parsed `messaging.*` request.
+pub(crate) enum Request {
+    AddHandler(String),
+    RemoveHandler(String),
+    Send {
+        target: crate::clients::Target,
+        path: String,
+        request: Value,
+        timeout: Duration,
+    },
+    Respond {
+        id: u64,
+        answer: Answer,
+    },
+}
+
+#[derive(Deserialize)]
+struct PathParams {
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct SendParams {
+    path: String,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct RespondParams {
+    id: u64,
+    error: Option<String>,
+}
+
+impl Request {
+    pub(crate) fn parse(method: &str, p: Map<String, Value>) -> Result<Request, RpcError> {
+        Ok(match method {
+            "messaging.add_handler" => Request::AddHandler(params::<PathParams>(p)?.path),
+            "messaging.remove_handler" => Request::RemoveHandler(params::<PathParams>(p)?.path),
+            "messaging.send" => {
+                let target = crate::clients::Target::parse(&p)?;
+                let request = p
+                    .get("request")
+                    .cloned()
+                    .ok_or_else(|| RpcError::params("missing field `request`"))?;
+                let s: SendParams = params(p)?;
+                Request::Send {
+                    target,
+                    path: s.path,
+                    request,
+                    timeout: Duration::from_millis(s.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+                }
+            }
+            "messaging.respond" => {
+                let response = p.get("response").cloned();
+                let r: RespondParams = params(p)?;
+                let answer = match (response, r.error) {
+                    (_, Some(e)) => Answer::Error(e),
+                    (Some(v), None) => Answer::Response(v),
+                    (None, None) => return Err(RpcError::params("give `response` or `error`")),
+                };
+                Request::Respond { id: r.id, answer }
+            }
+            other => return Err(RpcError::MethodNotFound(other.to_owned())),
+        })
+    }
+
+    pub(crate) fn needs(&self) -> Vec<Need> {
+        match self {
+            Request::Send { path, .. } => {
+                vec![Need::Path(PathPermission::SendToSession, path.clone())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// `None` when the answer comes later (a send by id).
+    pub(crate) async fn apply(
+        self,
+        call: &mut Call<'_>,
+        id: &Value,
+    ) -> Option<Result<Value, RpcError>> {
+        let shared = call.shared.clone();
+        match self {
+            Request::AddHandler(path) => {
+                call.client.handlers().insert(path);
+                Some(Ok(json!({})))
+            }
+            Request::RemoveHandler(path) => {
+                call.client.handlers().remove(&path);
+                Some(Ok(json!({})))
+            }
+            Request::Respond { id: mid, answer } => {
+                let pending = shared.messaging.take(mid);
+                match pending {
+                    Some(p) if p.recipient == call.client.id => settle(&shared, p, answer),
+                    Some(p) => {
+                        // Not the caller's to answer: put it back.
+                        lock(&shared.messaging.pending).insert(mid, p);
+                    }
+                    None => {}
+                }
+                Some(Ok(json!({})))
+            }
+            Request::Send {
+                target: crate::clients::Target::Id(target),
+                path,
+                request,
+                timeout,
+            } => {
+                let Some(recipient) = shared.client(&target) else {
+                    return Some(Err(if shared.store.get_session(&target).is_some() {
+                        RpcError::Unhandled(path)
+                    } else {
+                        RpcError::NoSuchSession(target)
+                    }));
+                };
+                if !recipient.handlers().contains(&path) {
+                    return Some(Err(RpcError::Unhandled(path)));
+                }
+                let mid = shared.messaging.next_id();
+                lock(&shared.messaging.pending).insert(
+                    mid,
+                    Pending {
+                        recipient: recipient.id.clone(),
+                        waiting: Waiting::ById {
+                            sender: call.client.clone(),
+                            conn: call.conn,
+                            request: id.clone(),
+                        },
+                    },
+                );
+                deliver(&shared, &recipient, mid, &path, &request, &call.client.id);
+                let shared2 = shared.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(timeout).await;
+                    if let Some(Pending {
+                        waiting:
+                            Waiting::ById {
+                                sender,
+                                conn,
+                                request,
+                            },
+                        ..
+                    }) = shared2.messaging.take(mid)
+                    {
+                        shared2.answer(&sender, conn, &request, &Err(RpcError::TimedOut));
+                    }
+                });
+                None
+            }
+            Request::Send {
+                target: crate::clients::Target::Filter(filter),
+                path,
+                request,
+                timeout,
+            } => {
+                let program = match shared.store.compile(&filter) {
+                    Ok(p) => p,
+                    Err(e) => return Some(Err(e.into())),
+                };
+                let store_shared = shared.clone();
+                let ids = match blocking(move || Ok(store_shared.store.select_compiled(&program)))
+                    .await
+                {
+                    Ok(ids) => ids,
+                    Err(e) => return Some(Err(e)),
+                };
+                let recipients: Vec<Arc<Client>> = ids
+                    .iter()
+                    .filter_map(|id| shared.client(id))
+                    .filter(|c| c.handlers().contains(&path))
+                    .collect();
+                let group = Arc::new(Group {
+                    sender: call.client.clone(),
+                    id: shared.messaging.next_id(),
+                    figures: Mutex::new(Figures {
+                        remaining: recipients.len(),
+                        ..Figures::default()
+                    }),
+                });
+                // The result first, then responses, then `done`.
+                shared.answer(
+                    call.client,
+                    call.conn,
+                    id,
+                    &Ok(json!({"request": group.id, "count": recipients.len()})),
+                );
+                let mut mids = Vec::with_capacity(recipients.len());
+                {
+                    let mut pending = lock(&shared.messaging.pending);
+                    for r in &recipients {
+                        let mid = shared.messaging.next_id();
+                        pending.insert(
+                            mid,
+                            Pending {
+                                recipient: r.id.clone(),
+                                waiting: Waiting::ByFilter(group.clone()),
+                            },
+                        );
+                        mids.push(mid);
+                    }
+                }
+                for (r, mid) in recipients.iter().zip(&mids) {
+                    deliver(&shared, r, *mid, &path, &request, &call.client.id);
+                }
+                finish_if_done(&shared, &group, false);
+                let shared2 = shared.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(timeout).await;
+                    {
+                        let mut pending = lock(&shared2.messaging.pending);
+                        for mid in &mids {
+                            pending.remove(mid);
+                        }
+                    }
+                    finish_if_done(&shared2, &group, true);
+                });
+                None
+            }
+        }
+    }
+}
+
+/// Queues `messaging.request` for a recipient.
+fn deliver(
+    shared: &Arc<Shared>,
+    recipient: &Arc<Client>,
+    mid: u64,
+    path: &str,
+    request: &Value,
+    from: &str,
+) {
+    shared.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
+    let note = protocol::notification(
+        "messaging.request",
+        json!({"id": mid, "path": path, "request": request, "from": from}),
+    );
+    shared.notify(recipient, note);
+}
