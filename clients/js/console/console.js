@@ -200,10 +200,10 @@ async function refresh({ keepOffset = false, pageNow = false } = {}) {
     (error) => ({ error }),
   );
   const [check, count] = await Promise.all([checked, counted]);
-  if (seq !== state.seq) return;
   const elapsed = performance.now() - started;
-  probe.timings.push({ filter: text, ms: elapsed, valid: !check.error });
+  probe.timings.push({ filter: text, ms: elapsed, valid: !check.error, current: seq === state.seq });
   if (probe.timings.length > 1000) probe.timings.shift();
+  if (seq !== state.seq) return;
 
   if (check.error) {
     showVerdict(null, check.error, text);
