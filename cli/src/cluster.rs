@@ -40,9 +40,16 @@ pub struct MemberArgs {
     /// `select` uses without a file).
     #[arg(long, value_name = "I/N")]
     demo_part: Option<String>,
+    /// Answer only requests whose reply subject starts with this prefix
+    /// (the clients' inbox prefix).
+    #[arg(long, value_name = "PREFIX", default_value = "_INBOX.")]
+    reply_prefix: String,
     /// For testing: delay every reply by this many milliseconds.
     #[arg(long, value_name = "MS", hide = true)]
     reply_delay_ms: Option<u64>,
+    /// How many requests to work on at once.
+    #[arg(long, value_name = "N", hide = true, default_value_t = 8)]
+    concurrency: usize,
 }
 
 /// `cluster`'s arguments.
@@ -114,7 +121,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 fn broker(e: ClusterError) -> Failure {
     match e {
         ClusterError::Invalid(e) => Failure::Invalid(e.to_string()),
-        e @ ClusterError::InvalidName { .. } => Failure::Invalid(e.to_string()),
+        e @ (ClusterError::InvalidName { .. } | ClusterError::NameTaken { .. }) => {
+            Failure::Invalid(e.to_string())
+        }
         e => Failure::Io(io::Error::other(e.to_string())),
     }
 }
@@ -129,7 +138,9 @@ pub fn member(args: MemberArgs) -> Result<(), Failure> {
         (Some(file), None) => drop(select::load_store(&store, file)?),
         (None, None) => return Err(Failure::Invalid("give FILE or --demo-part I/N".into())),
     }
-    let mut options = MemberOptions::new();
+    let mut options = MemberOptions::new()
+        .reply_prefix(args.reply_prefix)
+        .concurrency(args.concurrency);
     if let Some(ms) = args.reply_delay_ms {
         options = options.reply_delay(Duration::from_millis(ms));
     }
@@ -313,22 +324,37 @@ fn report<T>(answer: &ClusterAnswer<T>) -> Result<(), Failure> {
         .map(|m| format!("{} ({})", m.member, m.figure))
         .collect();
     let replied = answer.answered.len() + answer.failed.len();
-    let expected = replied + answer.missing.len();
+    let expected = answer.expected.len();
     if expected == 0 {
-        eprintln!("no member is registered in this cluster");
+        eprintln!("no member is registered in this cluster: waited the whole timeout for answers");
     }
     eprintln!(
         "{replied} of {expected} members answered{}{}",
         if figures.is_empty() { "" } else { ": " },
         figures.join(", ")
     );
+    let unexpected: Vec<&str> = answer
+        .answered
+        .iter()
+        .map(|m| m.member.as_str())
+        .chain(answer.failed.iter().map(|m| m.member.as_str()))
+        .filter(|m| !answer.expected.iter().any(|e| e == m))
+        .collect();
+    if !unexpected.is_empty() {
+        eprintln!(
+            "answered without being registered: {}",
+            unexpected.join(", ")
+        );
+    }
     for failure in &answer.failed {
         eprintln!("member {} failed: {}", failure.member, failure.message);
     }
     if answer.is_complete() {
         return Ok(());
     }
-    if !answer.missing.is_empty() {
+    if expected == 0 {
+        eprintln!("partial result: no member was expected, so none can be known to be missing");
+    } else if !answer.missing.is_empty() {
         eprintln!(
             "partial result: no answer from {}",
             answer.missing.join(", ")

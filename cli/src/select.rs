@@ -186,20 +186,13 @@ fn run_lines(
         let mut stop: Option<Failure> = None;
         while batch.len() < batch_lines && bytes < BATCH_BYTES {
             let mut line = Vec::new();
-            match (&mut reader)
-                .take(MAX_LINE as u64 + 1)
-                .read_until(b'\n', &mut line)
-            {
-                Ok(0) => break,
-                Ok(n) if n > MAX_LINE => {
-                    stop = Some(Failure::Invalid(format!(
-                        "line {}: longer than {} MiB",
-                        line_no + batch.len() + 1,
-                        MAX_LINE >> 20
-                    )));
+            match read_line(&mut reader, &mut line) {
+                Ok(LineRead::End) => break,
+                Ok(LineRead::TooLong) => {
+                    stop = Some(Failure::Invalid(too_long(line_no + batch.len() + 1)));
                     break;
                 }
-                Ok(n) => {
+                Ok(LineRead::Line(n)) => {
                     bytes += n;
                     batch.push(line);
                 }
@@ -394,8 +387,40 @@ impl Progress {
     }
 }
 
+/// What [`read_line`] read.
+pub(crate) enum LineRead {
+    /// The end of the input.
+    End,
+    /// A line of this many bytes (its `\n` included).
+    Line(usize),
+    /// A line longer than [`MAX_LINE`]; what was read of it is dropped.
+    TooLong,
+}
+
+/// Reads one line into `line` (cleared first), reading no more than
+/// [`MAX_LINE`] bytes of it, so a file without newlines cannot fill memory.
+pub(crate) fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<LineRead> {
+    line.clear();
+    Ok(
+        match reader.take(MAX_LINE as u64 + 1).read_until(b'\n', line)? {
+            0 => LineRead::End,
+            n if n > MAX_LINE => {
+                line.clear();
+                LineRead::TooLong
+            }
+            n => LineRead::Line(n),
+        },
+    )
+}
+
+/// The message for line `line_no` being longer than [`MAX_LINE`].
+fn too_long(line_no: usize) -> String {
+    format!("line {line_no}: longer than {} MiB", MAX_LINE >> 20)
+}
+
 /// Loads JSON-lines sessions from `path` (`-`: stdin); each needs a
-/// `$SessionId` no other line has. Returns their ids.
+/// `$SessionId` no other line has, and no line is longer than [`MAX_LINE`].
+/// Returns their ids.
 pub(crate) fn load_store(store: &SessionStore, path: &str) -> Result<Vec<String>, Failure> {
     let reader: Box<dyn Read> = if path == "-" {
         Box::new(io::stdin().lock())
@@ -409,11 +434,15 @@ pub(crate) fn load_store(store: &SessionStore, path: &str) -> Result<Vec<String>
     let mut line = Vec::new();
     let mut line_no = 0usize;
     loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(ids);
-        }
+        let read = read_line(&mut reader, &mut line)?;
         line_no += 1;
+        match read {
+            LineRead::End => return Ok(ids),
+            LineRead::TooLong => {
+                return Err(Failure::Invalid(format!("{path}: {}", too_long(line_no))))
+            }
+            LineRead::Line(_) => {}
+        }
         let invalid =
             |message: String| Failure::Invalid(format!("{path}: line {line_no}: {message}"));
         let Some(session) = session_from_line(&line).map_err(invalid)? else {

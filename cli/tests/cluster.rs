@@ -44,6 +44,7 @@ struct NatsServer {
     child: Child,
     port: u16,
     dir: PathBuf,
+    binary: PathBuf,
 }
 
 impl Drop for NatsServer {
@@ -51,12 +52,54 @@ impl Drop for NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(self.dir.with_extension("conf"));
     }
 }
 
 impl NatsServer {
     fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(binary: &PathBuf, port: u16, dir: &PathBuf) -> Child {
+        let mut command = Command::new(binary);
+        command
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir);
+        let config = dir.with_extension("conf");
+        if config.is_file() {
+            command.arg("-c").arg(&config);
+        }
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts")
+    }
+
+    /// Waits (bounded) until the server accepts connections; false when it
+    /// exited first.
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Kills the server and starts a new one on the same port: everything
+    /// it held in memory (the membership buckets) is lost.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = NatsServer::spawn(&self.binary, self.port, &self.dir);
+        assert!(self.wait_ready(), "nats-server did not restart");
     }
 }
 
@@ -71,6 +114,11 @@ fn nats_server_binary() -> Option<PathBuf> {
 /// Starts a server, or returns `None` (after saying why) when there is no
 /// `nats-server` outside CI.
 fn nats() -> Option<NatsServer> {
+    nats_with("")
+}
+
+/// [`nats`] with these lines of server configuration.
+fn nats_with(config: &str) -> Option<NatsServer> {
     let Some(binary) = nats_server_binary() else {
         let message = "nats-server is not installed: install it with \
                        `apt-get update && apt-get install -y nats-server` (Debian/Ubuntu)";
@@ -91,25 +139,21 @@ fn nats() -> Option<NatsServer> {
             std::process::id(),
             SERVERS.fetch_add(1, Ordering::Relaxed)
         ));
-        let child = Command::new(&binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        let mut server = NatsServer { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(server);
-            }
-            if let Ok(Some(_)) = server.child.try_wait() {
-                break; // the port was taken meanwhile: try another
-            }
-            thread::sleep(Duration::from_millis(20));
+        if !config.is_empty() {
+            std::fs::write(dir.with_extension("conf"), config).expect("config");
         }
-        // Dropping `server` kills it and removes its directory.
+        let child = NatsServer::spawn(&binary, port, &dir);
+        let mut server = NatsServer {
+            child,
+            port,
+            dir,
+            binary: binary.clone(),
+        };
+        if server.wait_ready() {
+            return Some(server);
+        }
+        // The port was taken meanwhile: try another. Dropping `server`
+        // kills it and removes its directory.
     }
     panic!("nats-server did not start");
 }
@@ -549,6 +593,7 @@ fn a_request_id_delivered_twice_changes_nothing_twice() {
             v: VERSION,
             id: id.into(),
             filter: filter.into(),
+            timeout_ms: None,
             op: Operation::Close,
         })
         .unwrap()
@@ -711,4 +756,305 @@ fn nats_unreachable_exits_1_and_invalid_input_exits_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+/// Waits (bounded) for `child` to exit and returns its output; kills it
+/// and fails when it is still running after `within`.
+fn output_within(mut child: Child, within: Duration, what: &str) -> Output {
+    let deadline = Instant::now() + within;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("{what} is still running: {}", text(&out.stderr));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn an_empty_roster_is_partial_and_every_reply_is_reported() {
+    let Some(nats) = nats() else { return };
+    let url = nats.url();
+    // Nobody is registered, and nobody answers: not a complete zero.
+    let started = Instant::now();
+    let out = cluster_cli(&url, "ghost", &["--timeout-ms", "500", "count", "all"]);
+    assert_eq!(figure(&out, 3), 0);
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    let err = text(&out.stderr);
+    assert!(err.contains("no member is registered"), "{err}");
+    assert!(err.contains("partial result"), "{err}");
+
+    // A member that serves without being registered (its entry lost) is
+    // still counted, and reported.
+    runtime().block_on(async {
+        let client = cluster::connect(&url).await.unwrap();
+        let mut requests = client
+            .subscribe(cluster::request_subject("ghost"))
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        let answering = client.clone();
+        let ghost = tokio::spawn(async move {
+            while let Some(message) = requests.next().await {
+                let request: Request = serde_json::from_slice(&message.payload).unwrap();
+                let reply = Reply {
+                    v: VERSION,
+                    id: request.id,
+                    member: "ghost".into(),
+                    micros: 0,
+                    more: false,
+                    outcome: Outcome::Count(7),
+                };
+                let payload = serde_json::to_vec(&reply).unwrap();
+                answering
+                    .publish(message.reply.unwrap(), payload.into())
+                    .await
+                    .unwrap();
+            }
+        });
+        let url = url.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            cluster_cli(&url, "ghost", &["--timeout-ms", "500", "count", "all"])
+        })
+        .await
+        .unwrap();
+        assert_eq!(figure(&out, 3), 7);
+        let err = text(&out.stderr);
+        assert!(err.contains("1 of 0 members answered: ghost (7)"), "{err}");
+        assert!(
+            err.contains("answered without being registered: ghost"),
+            "{err}"
+        );
+        ghost.abort();
+    });
+}
+
+#[test]
+fn members_register_again_when_the_broker_lost_the_bucket() {
+    let Some(mut nats) = nats() else { return };
+    let _member = MemberProcess::start(&nats, "restart", "m1", &["--demo-part", "1/3"]);
+    let url = nats.url();
+    let part = part_store(1).len();
+    assert_eq!(
+        figure(&cluster_cli(&url, "restart", &["count", "all"]), 0),
+        part
+    );
+    // The buckets live in the broker's memory: a restart loses them. The
+    // member makes its bucket again and registers, before any client
+    // comes (a client would find an empty roster otherwise).
+    nats.restart();
+    let restarted = Instant::now();
+    runtime().block_on(async {
+        let client = cluster::connect(&url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let bucket = cluster::membership_bucket("restart");
+        loop {
+            if let Ok(kv) = js.get_key_value(&bucket).await {
+                if let Ok(Some(_)) = kv.get("m1").await {
+                    break;
+                }
+            }
+            assert!(
+                restarted.elapsed() < Duration::from_secs(20),
+                "m1 did not register again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    loop {
+        let out = cluster_cli(&url, "restart", &["--timeout-ms", "500", "count", "all"]);
+        if out.status.code() == Some(0) {
+            assert_eq!(figure(&out, 0), part);
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(20),
+            "m1 did not register again: {}",
+            text(&out.stderr)
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_second_member_of_the_same_name_does_not_start() {
+    let Some(nats) = nats() else { return };
+    let _first = MemberProcess::start(&nats, "twins", "m1", &["--demo-part", "1/3"]);
+    let second = Command::new(BIN)
+        .args(["member", "--nats", &nats.url(), "--cluster", "twins"])
+        .args(["--name", "m1", "--demo-part", "2/3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the member starts");
+    let out = output_within(second, Duration::from_secs(20), "the second m1");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("a member named \"m1\" is registered in cluster \"twins\""),
+        "{}",
+        text(&out.stderr)
+    );
+    // The first one still serves, alone.
+    let out = cluster_cli(&nats.url(), "twins", &["count", "all"]);
+    assert_eq!(figure(&out, 0), part_store(1).len());
+}
+
+#[test]
+fn members_answer_only_on_inbox_subjects() {
+    let Some(nats) = nats() else { return };
+    let _members = three_members(&nats, "subjects");
+    let url = nats.url();
+    runtime().block_on(async {
+        let client = cluster::connect(&url).await.unwrap();
+        // A reply subject that is the membership bucket's: a reply there
+        // would register a member "intruder" (and a close would run).
+        for (id, op) in [("r1", Operation::Count), ("r2", Operation::Close)] {
+            let request = serde_json::to_vec(&Request {
+                v: VERSION,
+                id: id.into(),
+                filter: "all".into(),
+                timeout_ms: None,
+                op,
+            })
+            .unwrap();
+            client
+                .publish_with_reply(
+                    cluster::request_subject("subjects"),
+                    format!("$KV.{}.intruder", cluster::membership_bucket("subjects")),
+                    request.into(),
+                )
+                .await
+                .unwrap();
+        }
+        client.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let cluster_client = ClusterClient::connect(client, "subjects").await.unwrap();
+        assert_eq!(cluster_client.members(), ["m1", "m2", "m3"]);
+    });
+    // Nothing was closed.
+    let out = cluster_cli(&url, "subjects", &["count", "all"]);
+    assert_eq!(figure(&out, 0), 5000);
+    assert!(text(&out.stderr).contains("3 of 3 members answered"));
+}
+
+#[test]
+fn a_member_serves_requests_concurrently_and_drops_late_ones() {
+    let Some(nats) = nats() else { return };
+    let url = nats.url();
+    let _slow = MemberProcess::start(
+        &nats,
+        "busy",
+        "m1",
+        &["--demo-part", "1/3", "--reply-delay-ms", "1500"],
+    );
+    let request = |id: &str, op: Operation, timeout_ms: Option<u64>| {
+        serde_json::to_vec(&Request {
+            v: VERSION,
+            id: id.into(),
+            filter: "all".into(),
+            timeout_ms,
+            op,
+        })
+        .unwrap()
+    };
+    runtime().block_on(async {
+        let client = cluster::connect(&url).await.unwrap();
+        let inbox = client.new_inbox();
+        let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+        // Four requests at once, each answered 1.5 s after it is taken up:
+        // one after another they would take 6 s.
+        let started = Instant::now();
+        for i in 0..4 {
+            let payload = request(&format!("c{i}"), Operation::Count, None);
+            client
+                .publish_with_reply(
+                    cluster::request_subject("busy"),
+                    inbox.clone(),
+                    payload.into(),
+                )
+                .await
+                .unwrap();
+        }
+        for _ in 0..4 {
+            let message = tokio::time::timeout(Duration::from_secs(10), replies.next())
+                .await
+                .expect("a reply in time")
+                .expect("a reply");
+            let reply: Reply = serde_json::from_slice(&message.payload).unwrap();
+            assert_eq!(reply.outcome, Outcome::Count(part_store(1).len()));
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(4000),
+            "{:?}",
+            started.elapsed()
+        );
+    });
+    drop(_slow);
+
+    // One request at a time: a close that waits behind a slow count past
+    // its sender's deadline is never run.
+    let _one = MemberProcess::start(
+        &nats,
+        "queue",
+        "m1",
+        &[
+            "--demo-part",
+            "1/3",
+            "--reply-delay-ms",
+            "1000",
+            "--concurrency",
+            "1",
+        ],
+    );
+    runtime().block_on(async {
+        let client = cluster::connect(&url).await.unwrap();
+        let inbox = client.new_inbox();
+        let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+        for (id, op, timeout) in [
+            ("slow", Operation::Count, None),
+            ("late", Operation::Close, Some(300)),
+        ] {
+            client
+                .publish_with_reply(
+                    cluster::request_subject("queue"),
+                    inbox.clone(),
+                    request(id, op, timeout).into(),
+                )
+                .await
+                .unwrap();
+        }
+        let message = tokio::time::timeout(Duration::from_secs(10), replies.next())
+            .await
+            .expect("a reply in time")
+            .expect("a reply");
+        let reply: Reply = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(reply.id, "slow");
+        let more = tokio::time::timeout(Duration::from_millis(2000), replies.next()).await;
+        assert!(more.is_err(), "the late close was answered: {more:?}");
+    });
+    let out = cluster_cli(&url, "queue", &["--timeout-ms", "3000", "count", "all"]);
+    assert_eq!(figure(&out, 0), part_store(1).len());
+}
+
+#[test]
+fn a_select_larger_than_a_message_comes_in_parts() {
+    // 2 KiB messages: each member's 1 667 ids (about 17 KiB of JSON) need
+    // several.
+    let Some(nats) = nats_with("max_payload: 2048\n") else {
+        return;
+    };
+    let _members = three_members(&nats, "parts");
+    let store = union_store();
+    for filter in ["all", "Department is 'IT'"] {
+        let out = cluster_cli(&nats.url(), "parts", &["select", filter]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let ids: Vec<String> = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(ids, store.select(filter).unwrap(), "{filter}");
+    }
 }

@@ -396,6 +396,154 @@ fn writes_change_the_store_with_allow_writes() {
 }
 
 #[test]
+fn cross_site_requests_are_refused_and_change_nothing() {
+    let server = Server::start(&["--demo-sessions", "500", "--allow-writes"]);
+    let close_all = br#"{"filter": "all"}"#;
+    // What a page of another site can send without a preflight, and what it
+    // sends with one: each is refused before any route runs.
+    for (headers, status) in [
+        (vec![("Content-Type", "text/plain")], 415),
+        (vec![("Content-Type", "text/plain;charset=UTF-8")], 415),
+        (
+            vec![("Content-Type", "application/x-www-form-urlencoded")],
+            415,
+        ),
+        (vec![("Content-Type", "")], 415),
+        (
+            vec![
+                ("Content-Type", "text/plain"),
+                ("Origin", "https://attacker.example"),
+            ],
+            403,
+        ),
+        (vec![("Origin", "https://attacker.example")], 403),
+        (vec![("Origin", "null")], 403),
+        (vec![("Sec-Fetch-Site", "cross-site")], 403),
+    ] {
+        for path in ["/api/close", "/api/check", "/api/fetch"] {
+            let answer = server.request_with("POST", path, &headers, Some(close_all));
+            assert_eq!(answer.status, status, "{path} {headers:?}: {answer:?}");
+            assert!(!answer.message().is_empty());
+        }
+    }
+    assert_eq!(total(&server, "all"), 500);
+    // The console's own page: its origin, same-origin fetch metadata.
+    let origin = server.url();
+    let answer = server.request_with(
+        "POST",
+        "/api/close",
+        &[("Origin", &origin), ("Sec-Fetch-Site", "same-origin")],
+        Some(br#"{"filter": "$SessionId is 's000001'"}"#),
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.json(), json!({ "count": 1 }));
+    assert_eq!(total(&server, "all"), 499);
+}
+
+#[test]
+fn a_request_for_another_host_is_misdirected() {
+    let server = Server::start(&["--demo-sessions", "50", "--allow-host", "console.example"]);
+    let port = server.addr.rsplit_once(':').expect("port").1.to_owned();
+    // DNS rebinding: attacker.example resolves to this server, and the
+    // browser sends its own name.
+    for host in [
+        format!("attacker.example:{port}"),
+        "attacker.example".to_owned(),
+        format!("localhost:{}", port.parse::<u16>().expect("port") + 1),
+        "console.example:1".to_owned(),
+    ] {
+        for (method, path) in [
+            ("GET", "/"),
+            ("GET", "/api/info"),
+            ("GET", "/api/watch?filter=all"),
+            ("POST", "/api/fetch"),
+        ] {
+            let answer = server.request_with(
+                method,
+                path,
+                &[("Host", &host)],
+                Some(br#"{"filter": "all"}"#),
+            );
+            assert_eq!(answer.status, 421, "{host} {path}: {answer:?}");
+            assert!(answer.message().contains("--allow-host"), "{answer:?}");
+        }
+    }
+    let answer = server.request_with("GET", "/api/info", &[("Host", "")], None);
+    assert_eq!(answer.status, 421, "no Host: {answer:?}");
+    for host in [
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("console.example:{port}"),
+    ] {
+        let answer = server.request_with("GET", "/api/info", &[("Host", &host)], None);
+        assert_eq!(answer.status, 200, "{host}: {answer:?}");
+    }
+}
+
+#[test]
+fn every_answer_forbids_framing_and_foreign_code() {
+    let server = Server::start(SMALL);
+    let csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+               img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+    for (method, path, headers) in [
+        ("GET", "/", vec![]),
+        ("GET", "/console.js", vec![]),
+        ("GET", "/favicon.ico", vec![]),
+        ("GET", "/api/nothing", vec![]),
+        ("POST", "/api/check", vec![]),
+        ("POST", "/api/check", vec![("Content-Type", "text/plain")]),
+        ("GET", "/", vec![("Host", "attacker.example")]),
+    ] {
+        let answer = server.request_with(method, path, &headers, Some(b"{\"filter\": \"all\"}"));
+        assert_eq!(answer.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(
+            answer.header("content-security-policy"),
+            Some(csp),
+            "{path}"
+        );
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+    }
+    let events = server.events("/api/watch?filter=all");
+    assert!(events.headers.contains(&"x-frame-options: deny".to_owned()));
+    // The policy allows no inline code: the page has none.
+    let page = server.request("GET", "/", None).body;
+    for inline in ["<style", " style=", "<script>", "javascript:", "data:"] {
+        assert!(!page.contains(inline), "the page has {inline:?}");
+    }
+    // No event handler attributes (` onclick=`).
+    let handler = page.split(" on").skip(1).find(|rest| {
+        let name = rest.trim_start_matches(|c: char| c.is_ascii_lowercase());
+        name.len() < rest.len() && name.starts_with('=')
+    });
+    assert_eq!(handler, None, "the page has an inline handler");
+    assert_eq!(page.matches("<script src=\"/console.js\"").count(), 1);
+}
+
+#[test]
+fn writes_on_a_non_loopback_address_are_warned_about() {
+    for (args, warned) in [
+        (&["--addr", "0.0.0.0:0", "--allow-writes"][..], true),
+        (&["--addr", "0.0.0.0:0"][..], false),
+        (&["--allow-writes"][..], false),
+    ] {
+        let args: Vec<&str> = args.iter().chain(SMALL).copied().collect();
+        let server = Server::start(&args);
+        assert_eq!(
+            server
+                .preamble
+                .contains("warning: --allow-writes on 0.0.0.0:"),
+            warned,
+            "{args:?}: {}",
+            server.preamble
+        );
+        if warned {
+            assert!(server.preamble.contains("no authentication"));
+        }
+    }
+}
+
+#[test]
 fn a_watch_streams_the_count_and_the_sessions_that_enter_and_leave() {
     let server = Server::start(&["--demo-sessions", "500", "--allow-writes"]);
     let filter = "Tier is 'gold'";
@@ -517,7 +665,17 @@ fn serves_a_file_of_json_lines_as_select_reads_it() {
     );
     drop(server);
 
+    // A line longer than `select` reads (16 MiB), though valid JSON.
+    let long = format!(
+        "{{\"$SessionId\": \"a\"}}\n{{\"$SessionId\": \"b\", \"x\": \"{}\"}}\n",
+        "y".repeat(17 << 20)
+    );
     for (name, content, message) in [
+        (
+            "long.jsonl",
+            long.as_str(),
+            "long.jsonl: line 2: longer than 16 MiB",
+        ),
         (
             "bad.jsonl",
             "{\"$SessionId\": \"a\"}\n{\"x\": 1}\n",

@@ -20,7 +20,11 @@ pub struct ClusterAnswer<T> {
     /// ids and pages merged. When [`ClusterAnswer::is_complete`] is false it
     /// is a *partial* figure, not the cluster's total.
     pub value: T,
-    /// Every member that answered, with its own figure, by name.
+    /// The members expected to answer: those registered when the operation
+    /// started, by name.
+    pub expected: Vec<String>,
+    /// Every member that answered, with its own figure, by name (a member
+    /// that was not expected included).
     pub answered: Vec<MemberFigure>,
     /// Every member that was expected and did not answer before the
     /// deadline, by name.
@@ -31,10 +35,12 @@ pub struct ClusterAnswer<T> {
 }
 
 impl<T> ClusterAnswer<T> {
-    /// True when every expected member answered and none failed: `value` is
-    /// the whole cluster's.
+    /// True when some member was expected, every expected member answered
+    /// and none failed: `value` is the whole cluster's. With no member
+    /// expected the answer is never complete, whatever answered: an empty
+    /// roster proves nothing about the members serving.
     pub fn is_complete(&self) -> bool {
-        self.missing.is_empty() && self.failed.is_empty()
+        !self.expected.is_empty() && self.missing.is_empty() && self.failed.is_empty()
     }
 }
 
@@ -237,7 +243,8 @@ impl ClusterClient {
     }
 
     /// Publishes one request and gathers the replies until every expected
-    /// member has answered or the deadline passes.
+    /// member has answered (all the parts of its answer) or the deadline
+    /// passes; with no member expected, until the deadline.
     async fn gather(&self, filter: &str, op: Operation) -> Result<Gathered, ClusterError> {
         let expected = self.membership.expected();
         let inbox = self.nats.new_inbox();
@@ -247,6 +254,7 @@ impl ClusterClient {
             v: VERSION,
             id: id.clone(),
             filter: filter.to_owned(),
+            timeout_ms: Some(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)),
             op,
         };
         let deadline = Instant::now() + self.timeout;
@@ -267,9 +275,13 @@ impl ClusterClient {
             .await
             .map_err(|_| late(publish))?
             .map_err(|e| ClusterError::broker(publish, e))?;
-        let mut waiting: BTreeSet<String> = expected.into_iter().collect();
+        let roster_known = !expected.is_empty();
+        let mut waiting: BTreeSet<String> = expected.iter().cloned().collect();
+        // Members whose answer has come in full, and the ones still sending
+        // parts.
         let mut answers: Vec<Reply> = Vec::new();
-        while !waiting.is_empty() {
+        let mut partial: Vec<Reply> = Vec::new();
+        while !roster_known || !waiting.is_empty() || !partial.is_empty() {
             let message = match tokio::time::timeout_at(deadline, replies.next()).await {
                 Ok(Some(message)) => message,
                 Ok(None) | Err(_) => break,
@@ -284,22 +296,55 @@ impl ClusterClient {
             if reply.v != VERSION || reply.id != id {
                 continue;
             }
-            waiting.remove(&reply.member);
-            if !answers.iter().any(|a| a.member == reply.member) {
+            if answers.iter().any(|a| a.member == reply.member) {
+                continue;
+            }
+            let reply = match partial.iter().position(|p| p.member == reply.member) {
+                Some(at) => {
+                    let mut whole = partial.swap_remove(at);
+                    append_part(&mut whole, reply);
+                    whole
+                }
+                None => reply,
+            };
+            if reply.more {
+                partial.push(reply);
+            } else {
+                waiting.remove(&reply.member);
                 answers.push(reply);
             }
         }
         let _ = replies.unsubscribe().await;
+        // A member whose parts stopped coming is missing, like one that
+        // never answered.
+        let mut missing: BTreeSet<String> = waiting;
+        missing.extend(partial.into_iter().map(|p| p.member));
         answers.sort_by(|a, b| a.member.cmp(&b.member));
         Ok(Gathered {
+            expected,
             answers,
-            missing: waiting.into_iter().collect(),
+            missing: missing.into_iter().collect(),
         })
+    }
+}
+
+/// Adds the next part of a member's answer to the parts before it.
+fn append_part(whole: &mut Reply, part: Reply) {
+    whole.more = part.more;
+    whole.micros = whole.micros.max(part.micros);
+    match (&mut whole.outcome, part.outcome) {
+        (Outcome::Ids(ids), Outcome::Ids(more)) => ids.extend(more),
+        // Only `select` answers come in parts: anything else ends it.
+        (_, outcome) => {
+            whole.more = false;
+            whole.outcome = outcome;
+        }
     }
 }
 
 /// The replies to one request.
 struct Gathered {
+    expected: Vec<String>,
     answers: Vec<Reply>,
     missing: Vec<String>,
 }
@@ -333,6 +378,7 @@ impl Gathered {
         }
         ClusterAnswer {
             value: (),
+            expected: self.expected,
             answered,
             missing: self.missing,
             failed,
@@ -344,6 +390,7 @@ impl ClusterAnswer<()> {
     fn with<T>(self, value: T) -> ClusterAnswer<T> {
         ClusterAnswer {
             value,
+            expected: self.expected,
             answered: self.answered,
             missing: self.missing,
             failed: self.failed,

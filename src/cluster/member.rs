@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv;
 use futures_util::StreamExt;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::sync::{oneshot, Mutex, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::membership::open_bucket;
 use super::wire::{
@@ -24,6 +24,8 @@ pub struct MemberOptions {
     refresh: Duration,
     remembered_ids: usize,
     reply_delay: Duration,
+    reply_prefix: String,
+    concurrency: usize,
 }
 
 impl Default for MemberOptions {
@@ -32,15 +34,45 @@ impl Default for MemberOptions {
             refresh: Duration::from_secs(1),
             remembered_ids: 4096,
             reply_delay: Duration::ZERO,
+            reply_prefix: Self::DEFAULT_REPLY_PREFIX.to_owned(),
+            concurrency: 8,
         }
     }
 }
 
 impl MemberOptions {
+    /// The reply prefix of NATS clients that do not set their own inbox
+    /// prefix.
+    pub const DEFAULT_REPLY_PREFIX: &'static str = "_INBOX.";
+
     /// The defaults: refresh every second, remember 4096 request ids, no
-    /// delay.
+    /// delay, answer on `_INBOX.` subjects only, at most 8 requests at
+    /// once.
     pub fn new() -> MemberOptions {
         MemberOptions::default()
+    }
+
+    /// The prefix every reply subject must have (default `_INBOX.`, what
+    /// NATS clients use for their inboxes; give the clients' own when they
+    /// set `custom_inbox_prefix`). A request whose reply subject lies
+    /// elsewhere is dropped without being run: a member never publishes on
+    /// a subject a requester chose freely (such as the membership bucket's).
+    /// A `.` is added when the prefix does not end in one.
+    pub fn reply_prefix(mut self, prefix: impl Into<String>) -> MemberOptions {
+        let mut prefix = prefix.into();
+        if !prefix.ends_with('.') {
+            prefix.push('.');
+        }
+        self.reply_prefix = prefix;
+        self
+    }
+
+    /// How many requests the member works on at once (default 8, at least
+    /// 1): a long `select` does not hold up the counts behind it. Mutating
+    /// requests still run one at a time.
+    pub fn concurrency(mut self, requests: usize) -> MemberOptions {
+        self.concurrency = requests.max(1);
+        self
     }
 
     /// How often the member rewrites its membership entry (at most a third
@@ -71,10 +103,12 @@ impl MemberOptions {
 /// Serves one [`SessionStore`] to a cluster: answers every request
 /// published on the cluster's subject, and keeps itself registered.
 ///
-/// Requests are handled one after another, in the order they arrive, each
-/// store operation on a blocking thread. Dropping a `Member` stops it
-/// without deregistering (as if it had died); call [`Member::stop`] to
-/// leave the cluster cleanly.
+/// Up to [`MemberOptions::concurrency`] requests are handled at once, each
+/// store operation on a blocking thread; mutating ones one at a time. A
+/// request whose sender's deadline
+/// (`timeout_ms`) passed before its turn came is dropped. Dropping a
+/// `Member` stops it without deregistering (as if it had died); call
+/// [`Member::stop`] to leave the cluster cleanly.
 pub struct Member {
     name: String,
     cluster: String,
@@ -108,6 +142,12 @@ impl Drop for Member {
 impl Member {
     /// Subscribes to the cluster's requests, registers as `name`, and
     /// serves `store` until stopped. Must be called within a tokio runtime.
+    ///
+    /// Fails with [`ClusterError::NameTaken`] when a member of that name is
+    /// registered already (a live one, or one that died less than
+    /// [`FORGET_AFTER`] ago). When the broker loses the membership entry
+    /// (or the whole bucket, as a restarted broker does), the member
+    /// writes it again at its next refresh.
     pub async fn start(
         nats: async_nats::Client,
         cluster: &str,
@@ -127,37 +167,40 @@ impl Member {
             .await
             .map_err(|e| ClusterError::broker("flush the subscription", e))?;
         let entry = to_payload(&serde_json::json!({ "v": VERSION, "member": name }));
+        // Create, not put: a second member of the same name must not take
+        // over the first one's entry (each would then be counted once for
+        // two answers).
         bucket
-            .put(name, entry.clone().into())
+            .create(name, entry.clone().into())
             .await
-            .map_err(|e| ClusterError::broker("register in the membership bucket", e))?;
+            .map_err(|e| match e.kind() {
+                kv::CreateErrorKind::AlreadyExists => ClusterError::NameTaken {
+                    cluster: cluster.to_owned(),
+                    name: name.to_owned(),
+                },
+                _ => ClusterError::broker("register in the membership bucket", e),
+            })?;
 
-        let refreshing = {
-            let bucket = bucket.clone();
-            let name = name.to_owned();
-            let every = options.refresh;
-            tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(every);
-                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                ticks.tick().await;
-                loop {
-                    ticks.tick().await;
-                    if let Err(e) = bucket.put(&name, entry.clone().into()).await {
-                        tracing::warn!("member {name}: cannot refresh its membership: {e}");
-                    }
-                }
-            })
-        };
+        let refreshing = tokio::spawn(refresh(
+            nats.clone(),
+            cluster.to_owned(),
+            bucket.clone(),
+            name.to_owned(),
+            entry,
+            options.refresh,
+        ));
 
         let (stop, stopped) = oneshot::channel();
         let server = Server {
             name: name.to_owned(),
             nats: nats.clone(),
             store,
-            recent: RecentIds::new(options.remembered_ids),
+            mutations: Mutex::new(RecentIds::new(options.remembered_ids)),
             reply_delay: options.reply_delay,
+            reply_prefix: options.reply_prefix,
         };
-        let serving = tokio::spawn(server.serve(requests, stopped));
+        let permits = Arc::new(Semaphore::new(options.concurrency));
+        let serving = tokio::spawn(Arc::new(server).serve(requests, stopped, permits));
         Ok(Member {
             name: name.to_owned(),
             cluster: cluster.to_owned(),
@@ -217,35 +260,91 @@ impl Member {
     pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
-/// The serving loop's state.
+/// Rewrites the membership entry every `every`. When the write fails (the
+/// broker lost the bucket, as a restarted one with memory storage does),
+/// opens the bucket again, creating it, and writes at once.
+async fn refresh(
+    nats: async_nats::Client,
+    cluster: String,
+    mut bucket: kv::Store,
+    name: String,
+    entry: Vec<u8>,
+    every: Duration,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Err(e) = bucket.put(&name, entry.clone().into()).await else {
+            continue;
+        };
+        tracing::warn!("member {name}: cannot refresh its membership ({e}); reopening the bucket");
+        match open_bucket(&nats, &cluster).await {
+            Ok(reopened) => {
+                bucket = reopened;
+                if let Err(e) = bucket.put(&name, entry.clone().into()).await {
+                    tracing::warn!("member {name}: cannot register again: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("member {name}: cannot reopen the membership bucket: {e}"),
+        }
+    }
+}
+
+/// The serving loop's state, shared by the requests in hand.
 struct Server {
     name: String,
     nats: async_nats::Client,
     store: Arc<SessionStore>,
-    recent: RecentIds,
+    /// Held by a mutating request from its check of the remembered ids to
+    /// their update: mutations run one at a time, each at most once.
+    mutations: Mutex<RecentIds>,
     reply_delay: Duration,
+    reply_prefix: String,
 }
 
 impl Server {
     async fn serve(
-        mut self,
+        self: Arc<Self>,
         mut requests: async_nats::Subscriber,
         mut stopped: oneshot::Receiver<()>,
+        permits: Arc<Semaphore>,
     ) {
+        let mut in_hand = JoinSet::new();
         loop {
-            tokio::select! {
+            let message = tokio::select! {
                 biased;
                 _ = &mut stopped => break,
                 message = requests.next() => match message {
-                    Some(message) => self.handle(message).await,
+                    Some(message) => message,
                     None => break,
                 },
-            }
+            };
+            let received = Instant::now();
+            // At most `concurrency` requests at once; the rest wait in the
+            // subscription.
+            let permit = tokio::select! {
+                biased;
+                _ = &mut stopped => break,
+                permit = Arc::clone(&permits).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let server = Arc::clone(&self);
+            in_hand.spawn(async move {
+                server.handle(message, received).await;
+                drop(permit);
+            });
+            while in_hand.try_join_next().is_some() {}
         }
         let _ = requests.unsubscribe().await;
+        // Finish the requests in hand (`stop` bounds the wait).
+        while in_hand.join_next().await.is_some() {}
     }
 
-    async fn handle(&mut self, message: async_nats::Message) {
+    async fn handle(&self, message: async_nats::Message, received: Instant) {
         let Some(reply_to) = message.reply.clone() else {
             tracing::warn!(
                 "member {}: ignored a request without a reply subject ({} bytes)",
@@ -254,16 +353,64 @@ impl Server {
             );
             return;
         };
-        let (id, outcome, took) = self.answer(&message.payload).await;
+        // Publishing where a requester says would let anyone who may
+        // publish requests write on any subject this member may: the
+        // membership bucket's, for one.
+        if !reply_to.starts_with(self.reply_prefix.as_str()) {
+            tracing::warn!(
+                "member {}: dropped a request whose reply subject {:?} is not under {:?}",
+                self.name,
+                reply_to.as_str(),
+                self.reply_prefix
+            );
+            return;
+        }
+        let Some((id, outcome, took)) = self.answer(&message.payload, received).await else {
+            return;
+        };
         let reply = Reply {
             v: VERSION,
             id,
             member: self.name.clone(),
             micros: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            more: false,
             outcome,
         };
-        let mut payload = to_payload(&reply);
         let max = self.nats.server_info().max_payload;
+        let budget = part_budget(max, &reply);
+        let parts = match reply.outcome {
+            Outcome::Ids(ids) => split_ids(ids, budget)
+                .into_iter()
+                .map(|ids| Reply {
+                    outcome: Outcome::Ids(ids),
+                    id: reply.id.clone(),
+                    member: reply.member.clone(),
+                    ..reply
+                })
+                .collect(),
+            outcome => vec![Reply { outcome, ..reply }],
+        };
+        if !self.reply_delay.is_zero() {
+            tokio::time::sleep(self.reply_delay).await;
+        }
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.into_iter().enumerate() {
+            let part = Reply {
+                more: i < last,
+                ..part
+            };
+            let payload = self.fit(part, max);
+            if let Err(e) = self.nats.publish(reply_to.clone(), payload.into()).await {
+                tracing::warn!("member {}: cannot send a reply: {e}", self.name);
+                return;
+            }
+        }
+    }
+
+    /// The reply's payload, or an error reply when it is over the broker's
+    /// payload limit `max`.
+    fn fit(&self, reply: Reply, max: usize) -> Vec<u8> {
+        let payload = to_payload(&reply);
         if max > 0 && payload.len() > max {
             let too_large = Reply {
                 outcome: Outcome::Error(WireError {
@@ -276,28 +423,28 @@ impl Server {
                 }),
                 ..reply
             };
-            payload = to_payload(&too_large);
+            return to_payload(&too_large);
         }
-        if !self.reply_delay.is_zero() {
-            tokio::time::sleep(self.reply_delay).await;
-        }
-        if let Err(e) = self.nats.publish(reply_to, payload.into()).await {
-            tracing::warn!("member {}: cannot send a reply: {e}", self.name);
-        }
+        payload
     }
 
     /// The request's id, this member's outcome, and the time the store
-    /// took (parsing the filter included; zero when it was not asked).
-    async fn answer(&mut self, payload: &[u8]) -> (String, Outcome, Duration) {
+    /// took (parsing the filter included; zero when it was not asked);
+    /// `None` when the request's deadline passed before its work started.
+    async fn answer(
+        &self,
+        payload: &[u8],
+        received: Instant,
+    ) -> Option<(String, Outcome, Duration)> {
         let request: Request = match serde_json::from_slice(payload) {
             Ok(request) => request,
             Err(e) => {
                 tracing::warn!("member {}: malformed request: {e}", self.name);
-                return (
+                return Some((
                     salvage_id(payload),
                     malformed(format!("not a request: {e}")),
                     Duration::ZERO,
-                );
+                ));
             }
         };
         if request.v != VERSION {
@@ -305,21 +452,36 @@ impl Server {
                 "request version {} is not supported (this member speaks version {VERSION})",
                 request.v
             );
-            return (
+            return Some((
                 request.id,
                 error(WireErrorKind::Version, message),
                 Duration::ZERO,
-            );
+            ));
         }
         if request.id.is_empty() || request.id.len() > MAX_ID_LEN {
             let message = format!("a request id must have 1 to {MAX_ID_LEN} bytes");
-            return (String::new(), malformed(message), Duration::ZERO);
+            return Some((String::new(), malformed(message), Duration::ZERO));
         }
-        let mutating = request.op.is_mutating();
-        if mutating {
-            if let Some(outcome) = self.recent.get(&request.id) {
-                return (request.id, outcome.clone(), Duration::ZERO);
+        let deadline = request
+            .timeout_ms
+            .map(|ms| received + Duration::from_millis(ms));
+        let late = || deadline.is_some_and(|d| Instant::now() >= d);
+        let mut recent = if request.op.is_mutating() {
+            let recent = self.mutations.lock().await;
+            if let Some(outcome) = recent.get(&request.id) {
+                return Some((request.id, outcome.clone(), Duration::ZERO));
             }
+            Some(recent)
+        } else {
+            None
+        };
+        if late() {
+            tracing::warn!(
+                "member {}: dropped request {} whose sender stopped waiting before its turn",
+                self.name,
+                request.id
+            );
+            return None;
         }
         let store = Arc::clone(&self.store);
         let Request { id, filter, op, .. } = request;
@@ -336,11 +498,41 @@ impl Server {
                 (error(WireErrorKind::Unavailable, message), Duration::ZERO)
             }
         };
-        if mutating {
-            self.recent.insert(id.clone(), outcome.clone());
+        if let Some(recent) = &mut recent {
+            recent.insert(id.clone(), outcome.clone());
         }
-        (id, outcome, took)
+        Some((id, outcome, took))
     }
+}
+
+/// The bytes of ids one reply may carry under the broker's payload limit
+/// `max` (0: unknown, taken as 1 MiB), leaving room for the rest of
+/// `reply`.
+fn part_budget(max: usize, reply: &Reply) -> usize {
+    let max = if max == 0 { 1 << 20 } else { max };
+    let envelope = reply.id.len() + reply.member.len() + 128;
+    max.saturating_sub(envelope).max(1)
+}
+
+/// Splits sorted ids into runs whose JSON fits in `budget` bytes each (an
+/// id longer than that alone in its run); at least one run, maybe empty.
+fn split_ids(ids: Vec<String>, budget: usize) -> Vec<Vec<String>> {
+    let mut parts = vec![Vec::new()];
+    let mut used = 0;
+    for id in ids {
+        // Quotes and a comma; escapes at most double an id.
+        let size = id.len() * 2 + 3;
+        let current = parts.last().map_or(0, Vec::len);
+        if current > 0 && used + size > budget {
+            parts.push(Vec::new());
+            used = 0;
+        }
+        used += size;
+        if let Some(part) = parts.last_mut() {
+            part.push(id);
+        }
+    }
+    parts
 }
 
 /// Runs one operation on the store.
@@ -486,6 +678,19 @@ mod tests {
         assert_eq!(recent.get("b"), Some(&Outcome::Count(2)));
         assert_eq!(recent.order.len(), 2);
         assert_eq!(recent.outcomes.len(), 2);
+    }
+
+    #[test]
+    fn ids_split_into_parts_that_fit() {
+        let ids: Vec<String> = (0..100).map(|i| format!("s{i:03}")).collect();
+        // Each id costs 4 * 2 + 3 = 11 bytes: 9 a part of 100 bytes.
+        let parts = split_ids(ids.clone(), 100);
+        assert_eq!(parts.len(), 12);
+        assert!(parts.iter().all(|p| p.len() <= 9 && !p.is_empty()));
+        assert_eq!(parts.concat(), ids);
+        assert_eq!(split_ids(Vec::new(), 100), vec![Vec::<String>::new()]);
+        assert_eq!(split_ids(ids.clone(), 1).len(), 100);
+        assert_eq!(split_ids(ids, 1 << 20).len(), 1);
     }
 
     #[test]

@@ -15,9 +15,14 @@
 //! - each request carries an id, and a member applies a mutating request
 //!   at most once per id (it remembers the last
 //!   [`MemberOptions::remembered_ids`] of them);
-//! - the answer names every member that answered, with its own figure, and
-//!   every member that was expected and did not answer before the deadline.
-//!   A partial answer says so ([`ClusterAnswer::is_complete`]).
+//! - the answer names every member that answered, with its own figure
+//!   (expected or not), and every member that was expected and did not
+//!   answer before the deadline. A partial answer says so
+//!   ([`ClusterAnswer::is_complete`]); so does one for which no member was
+//!   expected, since a roster the client could not read (or an empty
+//!   bucket while members serve) does not prove that nobody holds
+//!   sessions: the client then waits the whole deadline and reports every
+//!   reply it got.
 //!
 //! # Transport and membership
 //!
@@ -34,7 +39,19 @@
 //! one that dies keeps its entry until it expires, 10 s after it was last
 //! written, and is reported missing until then. A client watches the bucket
 //! and expects every member whose entry is younger than [`FORGET_AFTER`]
-//! when an operation starts.
+//! when an operation starts. A member registers with create-if-absent, so a
+//! second member of the same name does not start
+//! ([`ClusterError::NameTaken`]); and it writes its entry again, creating
+//! the bucket, when the broker has lost it (a restarted broker).
+//!
+//! # Security
+//!
+//! A member answers only on reply subjects under its requesters' inbox
+//! prefix ([`MemberOptions::reply_prefix`], `_INBOX.` by default), so a
+//! request cannot make it publish elsewhere. Anyone who may publish on the
+//! request subject may still close every session: give that permission to
+//! the clients that should have it (see the README for a set of NATS
+//! permissions).
 //!
 //! Why a bucket rather than heartbeats on a plain subject: a client that
 //! has just started (the CLI runs one operation and exits) learns the whole
@@ -136,6 +153,14 @@ pub enum ClusterError {
         /// Why not.
         source: Box<dyn StdError + Send + Sync>,
     },
+    /// Another member of this name is registered in the cluster (alive,
+    /// or dead less than [`FORGET_AFTER`] ago): a member does not start.
+    NameTaken {
+        /// The cluster.
+        cluster: String,
+        /// The member name taken.
+        name: String,
+    },
     /// The broker refused or failed an action (JetStream off, a publish
     /// that failed, a connection lost).
     Broker {
@@ -166,6 +191,12 @@ impl fmt::Display for ClusterError {
             ClusterError::Connect { url, source } => {
                 write!(f, "cannot reach the NATS server at {url}: {source}")
             }
+            ClusterError::NameTaken { cluster, name } => write!(
+                f,
+                "a member named {name:?} is registered in cluster {cluster:?} already \
+                 (if it died, its entry expires {} s after its last refresh)",
+                FORGET_AFTER.as_secs()
+            ),
             ClusterError::Broker { action, source } => write!(f, "NATS: cannot {action}: {source}"),
         }
     }
@@ -175,7 +206,7 @@ impl StdError for ClusterError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             ClusterError::Invalid(e) => Some(e),
-            ClusterError::InvalidName { .. } => None,
+            ClusterError::InvalidName { .. } | ClusterError::NameTaken { .. } => None,
             ClusterError::Connect { source, .. } | ClusterError::Broker { source, .. } => {
                 Some(source.as_ref())
             }

@@ -22,6 +22,14 @@
 //!   operations, the number of matching sessions), `{"ids": […]}` (for
 //!   `select`, sorted), `{"page": {"total": N, "sessions": […]}}` (for
 //!   `fetch`), or `{"error": {"kind": K, "message": M}}`.
+//! - A `select` answer too large for one message comes in parts: every
+//!   reply but the last says `"more": true`, and the ids of all the parts,
+//!   in order, are the member's answer.
+//! - `timeout_ms`, when the request has it, is how long its sender waits: a
+//!   member that could not start the work within that time (from when the
+//!   request reached it) drops it without an answer.
+//! - A member answers only on a reply subject under the requesters' inbox
+//!   prefix (`_INBOX.` by default), never on another subject.
 
 use std::collections::BTreeMap;
 
@@ -45,6 +53,10 @@ pub struct Request {
     pub id: String,
     /// The filter text; each member parses it with its own store's limits.
     pub filter: String,
+    /// How long the sender waits for answers, in milliseconds; a member
+    /// does not start work it could not answer in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
     /// What to do with the matching sessions.
     #[serde(flatten)]
     pub op: Operation,
@@ -228,9 +240,16 @@ pub struct Reply {
     /// members' work. 0 when the store was not asked (an error, a repeat).
     #[serde(default)]
     pub micros: u64,
+    /// True on every part of a `select` answer but the last.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub more: bool,
     /// The answer.
     #[serde(flatten)]
     pub outcome: Outcome,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// The answer in a [`Reply`], one key of the reply object.
@@ -312,6 +331,7 @@ mod tests {
             v: VERSION,
             id: "r1".into(),
             filter: "all".into(),
+            timeout_ms: None,
             op: Operation::ChangeRoles {
                 remove: vec!["a".into()],
                 add: vec![],
@@ -346,6 +366,17 @@ mod tests {
             serde_json::from_str::<Request>(r#"{"op":"drop","v":1,"id":"x","filter":"all"}"#)
                 .is_err()
         );
+        let timed = Request {
+            timeout_ms: Some(2000),
+            op: Operation::Select,
+            ..request
+        };
+        let json = serde_json::to_string(&timed).unwrap();
+        assert_eq!(
+            json,
+            r#"{"v":1,"id":"r1","filter":"all","timeout_ms":2000,"op":"select"}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), timed);
     }
 
     #[test]
@@ -355,6 +386,7 @@ mod tests {
             id: "r1".into(),
             member: "m1".into(),
             micros: 7,
+            more: false,
             outcome: Outcome::Count(3),
         };
         let json = serde_json::to_string(&reply).unwrap();
@@ -391,5 +423,13 @@ mod tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<Reply>(&json).unwrap(), page);
+        let part = Reply {
+            more: true,
+            outcome: Outcome::Ids(vec!["s1".into()]),
+            ..page
+        };
+        let json = serde_json::to_string(&part).unwrap();
+        assert!(json.ends_with(r#""more":true,"ids":["s1"]}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Reply>(&json).unwrap(), part);
     }
 }

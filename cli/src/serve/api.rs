@@ -69,6 +69,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/console.js",
             get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
         )
+        // No icon: the page names none, and a browser asks anyway.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/info", get(info))
         .route("/api/check", post(check))
         .route("/api/explain", post(explain))
@@ -205,12 +207,17 @@ async fn require_writes(State(app): State<Arc<App>>, request: Request, next: Nex
     }
 }
 
-async fn info(State(app): State<Arc<App>>) -> Json<Value> {
-    Json(json!({
-        "sessions": app.store.len(),
-        "allow_writes": app.allow_writes,
-        "churn": app.churn,
-    }))
+async fn info(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    // Counting takes every shard's read lock, which a bulk change holds
+    // for writing: off the async threads.
+    blocking(move || {
+        Ok(Json(json!({
+            "sessions": app.store.len(),
+            "allow_writes": app.allow_writes,
+            "churn": app.churn,
+        })))
+    })
+    .await
 }
 
 #[derive(Deserialize)]

@@ -8,8 +8,11 @@ const $ = (id) => document.getElementById(id);
 const state = {
   info: { sessions: 0, allow_writes: false, churn: null },
   valid: false,
-  canonical: "",
   total: 0,
+  // The filter text whose canonical form and count are on screen, which
+  // can lag the text box while a newer keystroke's answer is on its way:
+  // the bulk actions and watches act on this text, never on the box's.
+  shown: null, // { text, canonical, total }
   orderBy: null,
   descending: false,
   offset: 0,
@@ -124,6 +127,8 @@ async function refresh({ keepOffset = false, pageNow = false } = {}) {
     return;
   }
   state.total = count.body.total;
+  state.shown = { text, canonical: check.body.canonical, total: count.body.total };
+  updateButtons();
   $("count").textContent = formatCount(count.body.total);
   $("count").dataset.count = String(count.body.total);
   const server = (check.serverMs ?? 0) + (count.serverMs ?? 0);
@@ -149,7 +154,8 @@ async function refresh({ keepOffset = false, pageNow = false } = {}) {
 
 function showVerdict(canonical, error) {
   state.valid = canonical !== null;
-  state.canonical = canonical || "";
+  // Shown again once the count for this text is on screen too.
+  state.shown = null;
   $("filter").classList.toggle("invalid", !!error);
   $("canonical-row").hidden = canonical === null;
   $("canonical").textContent = canonical || "";
@@ -269,9 +275,10 @@ function propertyChange(text) {
 }
 
 function propose(kind) {
-  const filter = $("filter").value;
-  const n = formatCount(state.total);
-  const on = `the ${n} sessions matching ${state.canonical}`;
+  const shown = state.shown;
+  if (!shown) return;
+  const filter = shown.text;
+  const on = `the ${formatCount(shown.total)} sessions matching ${shown.canonical}`;
   let action;
   try {
     if (kind === "close") {
@@ -314,11 +321,11 @@ function cancelAction() {
 function updateButtons() {
   const writable = state.info.allow_writes;
   for (const id of ["action-close", "action-roles", "action-properties"]) {
-    $(id).disabled = !writable || !state.valid;
+    $(id).disabled = !writable || !state.shown;
   }
   for (const id of ["roles-remove", "roles-add", "props-change"]) $(id).disabled = !writable;
   $("writes-note").hidden = writable;
-  $("watch-add").disabled = !state.valid;
+  $("watch-add").disabled = !state.shown;
 }
 
 // ---- live watches ----
@@ -326,14 +333,14 @@ function updateButtons() {
 const MAX_EVENTS = 8;
 
 function addWatch() {
-  if (!state.valid) return;
-  const filter = $("filter").value;
+  if (!state.shown) return;
+  const { text: filter, canonical } = state.shown;
   const item = document.createElement("li");
   item.className = "watch";
   item.innerHTML = `<div class="watch-head"><span class="watch-count">…</span>
     <button type="button" class="watch-remove" title="Stop watching">×</button></div>
     <div class="watch-filter"></div><ul class="watch-events"></ul>`;
-  item.querySelector(".watch-filter").textContent = state.canonical;
+  item.querySelector(".watch-filter").textContent = canonical;
   const count = item.querySelector(".watch-count");
   const events = item.querySelector(".watch-events");
   const source = new EventSource("/api/watch?filter=" + encodeURIComponent(filter));

@@ -5,8 +5,13 @@
 //! style and its script are embedded in the binary (see [`api`]); nothing is
 //! fetched from elsewhere. With `--churn` a thread plays sessions connecting,
 //! changing and closing (see [`crate::churn`]), so live watches show life.
+//!
+//! Every request first passes [`guard`]: the console answers only for its
+//! own host names and origin, so other web sites can neither write through
+//! a visitor's browser nor read through DNS rebinding.
 
 mod api;
+pub mod guard;
 
 use std::io;
 use std::sync::atomic::AtomicUsize;
@@ -33,6 +38,11 @@ pub struct Args {
     /// Allow the bulk actions: close, roles and properties.
     #[arg(long)]
     allow_writes: bool,
+    /// Also answer requests for this host name (`HOST` or `HOST:PORT`;
+    /// without a port, the server's), besides the bound address,
+    /// `localhost` and `127.0.0.1`; may be repeated. Others get 421.
+    #[arg(long, value_name = "HOST")]
+    allow_host: Vec<String>,
     /// Simulate sessions connecting, changing properties and roles, and
     /// closing, at about this many events a second.
     #[arg(long, value_name = "PER_SECOND")]
@@ -89,6 +99,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 ))
             })?;
         let addr = listener.local_addr()?;
+        if args.allow_writes && !addr.ip().is_loopback() {
+            eprintln!(
+                "warning: --allow-writes on {addr}, which is not a loopback address: anyone \
+                 who can reach it (and whose Host header is allowed) can close and change \
+                 every session; there is no authentication"
+            );
+        }
+        let allowed = Arc::new(guard::Allowed::new(addr, &args.allow_host));
         if let Some(rate) = churn {
             crate::churn::spawn(app.clone(), |app: &App| &app.store, rate, ids);
         }
@@ -97,7 +115,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, api::router(app)).await?;
+        let router =
+            api::router(app).layer(axum::middleware::from_fn_with_state(allowed, guard::layer));
+        axum::serve(listener, router).await?;
         Ok(())
     })
 }

@@ -21,11 +21,13 @@ pub struct Server {
     child: Child,
     /// `HOST:PORT`.
     pub addr: String,
+    /// What the server printed on stderr before it listened (warnings).
+    pub preamble: String,
 }
 
 impl Server {
-    /// Starts `serve ARGS --addr 127.0.0.1:0` and waits for its
-    /// `listening on` line.
+    /// Starts `serve ARGS --addr 127.0.0.1:0` (unless ARGS name an
+    /// `--addr`) and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> Server {
         Server::try_start(args).unwrap_or_else(|e| panic!("serve {args:?}: {e}"))
     }
@@ -36,7 +38,11 @@ impl Server {
         let mut child = Command::new(BIN)
             .arg("serve")
             .args(args)
-            .args(["--addr", "127.0.0.1:0"])
+            .args(if args.contains(&"--addr") {
+                &[][..]
+            } else {
+                &["--addr", "127.0.0.1:0"][..]
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -51,7 +57,7 @@ impl Server {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent {
                     if let Some(addr) = line.strip_prefix("listening on http://") {
-                        let _ = tx.send(Ok(addr.to_owned()));
+                        let _ = tx.send(Ok((addr.to_owned(), std::mem::take(&mut printed))));
                         sent = true;
                     } else {
                         printed.push_str(&line);
@@ -64,7 +70,11 @@ impl Server {
             }
         });
         match rx.recv_timeout(Duration::from_secs(300)) {
-            Ok(Ok(addr)) => Ok(Server { child, addr }),
+            Ok(Ok((addr, preamble))) => Ok(Server {
+                child,
+                addr,
+                preamble,
+            }),
             Ok(Err(printed)) => {
                 let status = child.wait().map_err(|e| e.to_string())?;
                 Err(format!("exited with {status}: {printed}"))
@@ -84,17 +94,37 @@ impl Server {
     /// Sends a request and returns the status, the headers (lower-case
     /// names) and the body.
     pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> Answer {
+        self.request_with(method, path, &[], body)
+    }
+
+    /// Like [`Server::request`], with `headers` in place of the default
+    /// ones of the same name (`Host`: the server's address;
+    /// `Content-Type: application/json`); a header given as `""` is left out.
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Answer {
         let mut stream = TcpStream::connect(&self.addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(120)))
             .expect("timeout");
         let body = body.unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n",
-            self.addr,
-            body.len()
-        );
+        let mut head = format!("{method} {path} HTTP/1.0\r\n");
+        let defaults = [
+            ("Host", self.addr.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let given = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        for (name, value) in defaults.iter().filter(|(name, _)| !given(name)) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        for (name, value) in headers.iter().filter(|(_, value)| !value.is_empty()) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
         stream.write_all(head.as_bytes()).expect("write");
         // The server may answer (and close) before reading an oversized body.
         let _ = stream.write_all(body);

@@ -72,11 +72,11 @@ impl fmt::Display for Error {
                 message,
                 data,
             } => {
-                write!(f, "error {code}: {message}")?;
+                write!(f, "{message} (code {code}")?;
                 if let Some(d) = data {
-                    write!(f, " ({d})")?;
+                    write!(f, ", data {d}")?;
                 }
-                Ok(())
+                f.write_str(")")
             }
             Error::Connection(m) => write!(f, "connection: {m}"),
             Error::Protocol(m) => write!(f, "protocol: {m}"),
