@@ -409,10 +409,18 @@ describe("messaging", () => {
 });
 
 describe("metrics", () => {
-  test("put, list, fetch and remove a session metric collector", async () => {
+  test("put, list, fetch and remove a session metric collector", async (t) => {
     const s = await ops();
     const [fx1, fx2, rates] = [await anonymous("FX"), await anonymous("FX"), await anonymous("Rates")];
-    await s.metrics.putSessionMetricCollector({ name: "js_desks", filter: only(fx1, fx2, rates), groupBy: ["Desk"] });
+    try {
+      await s.metrics.putSessionMetricCollector({ name: "js_desks", filter: only(fx1, fx2, rates), groupBy: ["Desk"] });
+    } catch (e) {
+      if (e instanceof SessionError && e.code === ErrorReason.METHOD_NOT_FOUND) {
+        t.skip("the server has no metrics methods yet (SPEC 11.9)");
+        return;
+      }
+      throw e;
+    }
     const listed = (await s.metrics.list()).find((c) => c.name === "js_desks");
     assert.equal(listed.max_groups, 250);
     assert.deepEqual(listed.group_by, ["Desk"]);

@@ -26,7 +26,7 @@ export function binary() {
 /** The argon2id PHC string of `password`, from `session-filter hash-password`. */
 export function hashPassword(password) {
   const out = spawnSync(binary(), ["hash-password"], { input: password, encoding: "utf8" });
-  if (out.status !== 0) throw new Error(`hash-password failed: ${out.stderr}`);
+  if (out.status !== 0) throw new Error(`${binary()} hash-password failed: ${out.error ? out.error.message : out.stderr}`);
   return out.stdout.trim();
 }
 
