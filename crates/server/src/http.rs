@@ -54,9 +54,16 @@ pub(crate) fn router(shared: Arc<Shared>, config: Arc<Config>, local: SocketAddr
                 .collect(),
         ),
     };
-    Router::new()
+    let mut router = Router::new()
         .route("/session", get(session))
-        .route("/", get(console))
+        .route("/", get(console));
+    if config.metrics.listen.is_none() {
+        router = router.route(
+            "/metrics",
+            get(crate::prometheus::local_only).with_state(web.shared.clone()),
+        );
+    }
+    router
         .layer(axum::middleware::from_fn_with_state(web.clone(), guard))
         .with_state(web)
 }
