@@ -117,7 +117,7 @@ fn fetch(c: &mut Criterion) {
     let store = demo_store();
     let program = Program::compile(FETCH_FILTER).unwrap();
     let request = FetchRequest::new().order_by("$StartTime").limit(50);
-    let page = store.fetch_compiled(&program, &request);
+    let page = store.fetch_compiled(&program, &request).unwrap();
     let ids: Vec<Arc<str>> = page
         .sessions
         .iter()

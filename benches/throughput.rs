@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use cel_interpreter::objects::{Key as CelKey, Map as CelMap};
 use cel_interpreter::{Context, Program as CelProgram, Value as CelValue};
-use common::{Shape, AND3, EQ, HAS, IN10, MIXED, POPULATION, ROLES2, SHAPES};
+use common::{Shape, AND3, EQ, HAS, IN10, MATCHES, MIXED, POPULATION, ROLES2, SHAPES};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use session_filter::{reference, string_to_roles, Filter, Interned, Program, PropertyKey, Session};
 
@@ -39,11 +39,18 @@ fn cel_text(shape: &Shape) -> &'static str {
                    || ('Department' in s && s['Department'] == 'Payroll')) \
                    && ('$Country' in s && s['$Country'] in ['UK','DE','FR']) && 'trader' in r",
         "has" => "'Department' in s",
+        // CEL's `matches` searches; anchored as `matches` is.
+        "matches" => "'$ClientType' in s && s['$ClientType'].matches('^(?:JAVA.*|I[Oo]S)$')",
         other => panic!("no CEL text for {other}"),
     }
 }
 
 type InternedTest = Box<dyn Fn(&Session) -> bool>;
+
+/// The `matches` shape's regex for the closures: the `regex` crate, anchored.
+fn anchored() -> regex::Regex {
+    regex::Regex::new("^(?:JAVA.*|I[Oo]S)$").unwrap()
+}
 
 /// The hand-written closure over interned sessions.
 fn closure(shape: &Shape) -> InternedTest {
@@ -94,6 +101,14 @@ fn closure(shape: &Shape) -> InternedTest {
             let dept = key("Department");
             Box::new(move |s| s.value(&dept).is_some())
         }
+        "matches" => {
+            let client = key("$ClientType");
+            let re = anchored();
+            Box::new(move |s| {
+                s.value(&client)
+                    .is_some_and(|v| v.with_str(|t| re.is_match(t)))
+            })
+        }
         other => panic!("no closure for {other}"),
     }
 }
@@ -129,6 +144,10 @@ fn closure_strings(shape: &Shape) -> StringTest {
                 && s.roles.contains("trader")
         }),
         "has" => Box::new(|s| s.props.contains_key("Department")),
+        "matches" => {
+            let re = anchored();
+            Box::new(move |s| s.props.get("$ClientType").is_some_and(|v| re.is_match(v)))
+        }
         other => panic!("no closure for {other}"),
     }
 }
@@ -287,12 +306,26 @@ fn compile(c: &mut Criterion) {
     group.finish();
 }
 
+/// A regular expression that makes a backtracking engine take exponential
+/// time: with the `regex` crate's linear-time engines it answers at once
+/// (compare with `eval/vm/has`, which reads the same key).
+fn regex(c: &mut Criterion) {
+    let mut group = c.benchmark_group("regex");
+    let program = Program::compile("Name matches '(a|a)*b'").unwrap();
+    let long = Session::new([("$SessionId", "s"), ("Name", &"a".repeat(100_000))]).unwrap();
+    assert!(!program.matches(&long));
+    group.bench_function(BenchmarkId::new("vm", "nested_alternation_100k"), |b| {
+        b.iter(|| program.matches(black_box(&long)))
+    });
+    group.finish();
+}
+
 // Keep the named shapes referenced for readers of this file.
-const _: [&Shape; 6] = [&EQ, &AND3, &IN10, &ROLES2, &MIXED, &HAS];
+const _: [&Shape; 7] = [&EQ, &AND3, &IN10, &ROLES2, &MIXED, &HAS, &MATCHES];
 
 criterion_group! {
     name = benches;
     config = common::config();
-    targets = eval, compile
+    targets = eval, compile, regex
 }
 criterion_main!(benches);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the seed corpora for the fuzz targets from the conformance cases:
-#   fuzz/corpus/parse/, fuzz/corpus/roundtrip/  every filter (and canonical form)
+#   fuzz/corpus/parse/, fuzz/corpus/roundtrip/, fuzz/corpus/oracle/
+#                                               every filter (and canonical form)
+#                                               of filters.jsonl and matches.jsonl
 #   fuzz/corpus/roles/                          every roles, escape and
 #                                               roles_to_string input
 #   fuzz/corpus/{tokens,differential,store}/    left empty (structured input)
@@ -39,12 +41,16 @@ def write(target, texts):
     print(f"seed.sh: {target}: {n} new seeds ({len(os.listdir(out))} in corpus/{target})")
 
 filters = []
-for case in jsonl("filters.jsonl"):
-    filters.append(case["filter"])
-    if "canonical" in case:
-        filters.append(case["canonical"])
+for name in ("filters.jsonl", "matches.jsonl"):
+    if not os.path.exists(os.path.join(cases, name)):
+        continue
+    for case in jsonl(name):
+        filters.append(case["filter"])
+        if "canonical" in case:
+            filters.append(case["canonical"])
 write("parse", filters)
 write("roundtrip", filters)
+write("oracle", filters)
 
 roles = []
 for case in jsonl("roles.jsonl"):

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::intern::CapacityError;
+use crate::store::DataLimit;
 use crate::syntax::Error as FilterError;
 use crate::util::properties::KeyError;
 use crate::util::roles::RolesError;
@@ -45,6 +46,16 @@ pub enum Error {
     /// that does not compile (or is on `$Roles`); the parser reports the same
     /// as a positioned [`Error::Filter`].
     InvalidRegex(String),
+    /// Input goes past one of the store's [`DataLimits`](crate::DataLimits);
+    /// nothing was changed.
+    LimitExceeded {
+        /// Which limit.
+        limit: DataLimit,
+        /// The limit's value.
+        max: usize,
+        /// What the input asked for.
+        actual: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -74,6 +85,9 @@ impl fmt::Display for Error {
             Error::Capacity(e) => e.fmt(f),
             Error::ProgramTooLarge => write!(f, "the filter compiles to too large a program"),
             Error::InvalidRegex(e) => write!(f, "invalid regular expression: {e}"),
+            Error::LimitExceeded { limit, max, actual } => {
+                write!(f, "{limit}: {actual} is over the store's limit of {max}")
+            }
         }
     }
 }

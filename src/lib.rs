@@ -74,8 +74,9 @@ pub use intern::{interned_count, interner_memory, CapacityError, Interned, Inter
 pub use session::{PropertyKey, PropertyValue, Session};
 pub use standing::FilterSet;
 pub use store::{
-    ClosedSession, Execution, FetchPage, FetchRequest, FetchedSession, PropertyChange, PropertyMap,
-    SessionStore, StoreMemory, StoreOptions, Watch, WatchEvent, WatchOptions,
+    ClosedSession, DataLimit, DataLimits, Execution, FetchPage, FetchRequest, FetchedSession,
+    PropertyChange, PropertyMap, SessionStore, StoreMemory, StoreOptions, Watch, WatchEvent,
+    WatchOptions,
 };
 pub use syntax::{Error as FilterError, ErrorKind as FilterErrorKind, Filter, Limits};
 pub use util::escape::{escape, escape_into, unescape, UnescapeError};

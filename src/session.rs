@@ -105,6 +105,28 @@ pub(crate) struct RoleChange {
 }
 
 impl RoleChange {
+    /// The number of roles `session` would have after the change.
+    pub(crate) fn roles_after(&self, session: &Session) -> usize {
+        let kept = session
+            .roles
+            .iter()
+            .filter(|r| !self.remove.iter().any(|h| h.sym() == **r))
+            .count();
+        let added = self
+            .add
+            .iter()
+            .filter(|h| {
+                !session.roles.contains(&h.sym()) || self.remove.iter().any(|x| x.sym() == h.sym())
+            })
+            .count();
+        kept + added
+    }
+
+    /// True when the change can give a session more roles than it had.
+    pub(crate) fn adds(&self) -> bool {
+        !self.add.is_empty()
+    }
+
     /// Interns the roles; duplicates collapse.
     pub(crate) fn new(remove: &[&str], add: &[&str]) -> Result<RoleChange, Error> {
         let intern_all = |roles: &[&str]| -> Result<Vec<Interned>, Error> {
@@ -339,6 +361,21 @@ impl Session {
         self.for_each_role_term(f);
     }
 
+    /// Calls `f` with the terms of one key other than `$Roles`: its presence
+    /// and its value, none when the session lacks it.
+    pub(crate) fn for_each_key_term(&self, key: &PropertyKey, mut f: impl FnMut(Term)) {
+        let id = key.key_id();
+        let value = match &key.0 {
+            KeyRepr::Fixed(slot) if slot.index() == ROLES_SLOT => return,
+            KeyRepr::Fixed(slot) => Some(self.fixed[slot.index()]).filter(|&v| v != Sym::NONE),
+            KeyRepr::Other(k) => self.other(k.sym()),
+        };
+        if let Some(v) = value {
+            f(Term::Key(id));
+            f(Term::Value(id, v));
+        }
+    }
+
     /// Calls `f` with the role terms only: `$Roles` presence, each role, and
     /// the number of roles.
     pub(crate) fn for_each_role_term(&self, mut f: impl FnMut(Term)) {
@@ -519,6 +556,16 @@ impl Session {
         }
     }
 
+    /// The number of properties (`$Roles` counts as one).
+    pub(crate) fn property_count(&self) -> usize {
+        self.fixed.iter().filter(|&&v| v != Sym::NONE).count() + self.others.len()
+    }
+
+    /// The number of roles.
+    pub(crate) fn role_count(&self) -> usize {
+        self.roles.len()
+    }
+
     /// The interned id of the `$SessionId` (`Sym::NONE` without one).
     pub(crate) fn id_sym(&self) -> Sym {
         self.fixed[SESSION_ID_SLOT]
@@ -667,6 +714,14 @@ impl PropertyKey {
         match fixed_slot(key) {
             Some(slot) => Ok(PropertyKey(KeyRepr::Fixed(FixedSlot(slot as u8)))),
             None => Interned::new(key).map(|k| PropertyKey(KeyRepr::Other(k))),
+        }
+    }
+
+    /// The key as indexes name it.
+    pub(crate) fn key_id(&self) -> KeyId {
+        match &self.0 {
+            KeyRepr::Fixed(slot) => KeyId::fixed(slot.index()),
+            KeyRepr::Other(k) => KeyId::other(k.sym()),
         }
     }
 

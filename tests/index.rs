@@ -171,7 +171,7 @@ proptest! {
                 prop_assert_eq!(plain.count_with(&program, Execution::Auto), n);
                 prop_assert_eq!(sorted(indexed.select_compiled(&program)), expected.clone());
                 prop_assert_eq!(sorted(plain.select_compiled(&program)), expected.clone());
-                let page = indexed.fetch_compiled(&program, &FetchRequest::new());
+                let page = indexed.fetch_compiled(&program, &FetchRequest::new()).unwrap();
                 let ids: Vec<String> = page.sessions.into_iter().map(|s| s.id).collect();
                 prop_assert_eq!((page.total, ids), (n, expected));
             }

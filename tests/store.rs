@@ -1112,3 +1112,182 @@ proptest! {
         }
     }
 }
+
+/// Issue 19: limits on data. Each one is an error that names it and
+/// changes nothing, by id and by filter.
+#[test]
+fn data_limits_name_the_limit_and_change_nothing() {
+    use session_filter::{DataLimit, DataLimits};
+    let limits = DataLimits::new()
+        .with_roles_per_session(3)
+        .with_roles_per_change(4)
+        .with_properties_per_session(4)
+        .with_properties_per_change(2)
+        .with_key_len(10) // `$SessionId` fits
+        .with_value_len(8)
+        .with_keys_per_fetch(2);
+    let store = SessionStore::with_options(StoreOptions::new().data_limits(limits));
+    fn over<T>(r: Result<T, Error>, limit: DataLimit) {
+        match r {
+            Err(Error::LimitExceeded { limit: l, .. }) => assert_eq!(l, limit),
+            other => panic!("{limit:?}: {:?}", other.map(drop)),
+        }
+    }
+    over(
+        store.insert([("$SessionId", "a"), ("LongerKey10", "v")]),
+        DataLimit::KeyLength,
+    );
+    over(
+        store.insert([("$SessionId", "a"), ("k", "123456789")]),
+        DataLimit::ValueLength,
+    );
+    over(
+        store.insert([
+            ("$SessionId", "a"),
+            ("a", ""),
+            ("b", ""),
+            ("c", ""),
+            ("d", ""),
+        ]),
+        DataLimit::PropertiesPerSession,
+    );
+    over(
+        store.insert([("$SessionId", "a"), ("$Roles", "'w','x','y','z'")]),
+        DataLimit::RolesPerSession,
+    );
+    over(
+        store.insert([("$SessionId", "a"), ("$Roles", "'123456789'")]),
+        DataLimit::ValueLength,
+    );
+    over(
+        store.insert_session(
+            session_filter::Session::new([("$SessionId", "a"), ("k", "123456789")]).unwrap(),
+        ),
+        DataLimit::ValueLength,
+    );
+    assert!(store.is_empty());
+    store
+        .insert([("$SessionId", "a"), ("k", "1"), ("$Roles", "'r1','r2'")])
+        .unwrap();
+    store.insert([("$SessionId", "b"), ("k", "1")]).unwrap();
+    let before = (store.get("a"), store.get("b"));
+    // By id.
+    over(
+        store.set_properties("a", [("x", "1"), ("y", "2")]),
+        DataLimit::PropertiesPerSession,
+    );
+    over(
+        store.set_properties("a", [("x", "1"), ("y", "2"), ("z", "3")]),
+        DataLimit::PropertiesPerChange,
+    );
+    over(
+        store.remove_properties("a", &["x", "y", "z"]),
+        DataLimit::PropertiesPerChange,
+    );
+    over(
+        store.change_session_roles("a", &[], &["r3", "r4"]),
+        DataLimit::RolesPerSession,
+    );
+    over(
+        store.change_session_roles("a", &["a", "b"], &["c", "d", "e"]),
+        DataLimit::RolesPerChange,
+    );
+    over(
+        store.change_session_properties("b", &PropertyChange::new().set("k", "123456789")),
+        DataLimit::ValueLength,
+    );
+    // By filter: `b` could take two roles, `a` cannot, so neither does.
+    over(
+        store.change_roles("has k", &[], &["r3", "r4"]),
+        DataLimit::RolesPerSession,
+    );
+    over(
+        store.change_properties("has k", &PropertyChange::new().set("n", "1").set("m", "2")),
+        DataLimit::PropertiesPerSession,
+    );
+    assert_eq!((store.get("a"), store.get("b")), before, "nothing changed");
+    // Within the limits, the same kinds of change go through.
+    store.change_roles("has k", &["r1"], &["r3"]).unwrap();
+    store
+        .change_properties("has k", &PropertyChange::new().set("n", "1"))
+        .unwrap();
+    assert_eq!(store.get("a").unwrap()["$Roles"], r#""r2","r3""#);
+    over(
+        store.fetch("all", &FetchRequest::new().properties(["k", "n", "x"])),
+        DataLimit::KeysPerFetch,
+    );
+    assert_eq!(
+        store
+            .fetch("all", &FetchRequest::new().properties(["k", "n"]))
+            .unwrap()
+            .total,
+        2
+    );
+    let text = Error::LimitExceeded {
+        limit: DataLimit::KeyLength,
+        max: 8,
+        actual: 9,
+    }
+    .to_string();
+    assert!(
+        text.contains("bytes per key") && text.contains('8') && text.contains('9'),
+        "{text}"
+    );
+}
+
+/// The defaults are what a real server can live with.
+#[test]
+fn default_data_limits_allow_a_real_server() {
+    use session_filter::{DataLimit, DataLimits};
+    let d = DataLimits::new();
+    assert_eq!(d.get(DataLimit::PropertiesPerSession), 1024);
+    assert_eq!(d.get(DataLimit::RolesPerSession), 256);
+    assert_eq!(d.get(DataLimit::KeyLength), 1024);
+    assert_eq!(d.get(DataLimit::ValueLength), 64 * 1024);
+    assert_eq!(d.get(DataLimit::KeysPerFetch), 1024);
+    let store = SessionStore::new();
+    let props: Vec<(String, String)> = (0..1023)
+        .map(|i| (format!("k{i}"), "v".repeat(1000)))
+        .chain([("$SessionId".to_string(), "a".to_string())])
+        .collect();
+    store.insert(props).unwrap();
+    assert!(store.set_properties("a", [("one-more", "v")]).is_err());
+}
+
+/// SPEC 6.1: `set_properties` and `remove_properties` go through the one
+/// change path, which touches only the keys changed: on a session of
+/// thousands of keys a one-key change costs about what it costs on a small
+/// session (before, each call cloned the session and re-indexed every key).
+#[test]
+fn a_one_key_change_costs_the_key_not_the_session() {
+    use std::time::{Duration, Instant};
+    let store = SessionStore::new();
+    let wide: Vec<(String, String)> = (0..1000)
+        .map(|i| (format!("k{i}"), format!("v{i}")))
+        .chain([("$SessionId".to_string(), "wide".to_string())])
+        .collect();
+    store.insert(wide).unwrap();
+    store
+        .insert([("$SessionId", "narrow"), ("k0", "v")])
+        .unwrap();
+    // The least time of several rounds, to see past a noisy machine.
+    let time = |id: &str| {
+        (0..5)
+            .map(|round| {
+                let start = Instant::now();
+                for i in 0..100 {
+                    let value = format!("x{round}-{i}");
+                    store.set_properties(id, [("k0", value.as_str())]).unwrap();
+                    store.remove_properties(id, &["absent"]).unwrap();
+                }
+                start.elapsed()
+            })
+            .min()
+            .unwrap_or(Duration::ZERO)
+    };
+    let (wide, narrow) = (time("wide"), time("narrow"));
+    assert!(
+        wide < narrow * 10 + Duration::from_millis(5),
+        "a one-key change on 1000 keys took {wide:?}, on one key {narrow:?}"
+    );
+}

@@ -48,7 +48,12 @@ pub const HAS: Shape = Shape {
     filter: "has Department",
 };
 
-pub const SHAPES: [Shape; 6] = [EQ, AND3, IN10, ROLES2, MIXED, HAS];
+pub const MATCHES: Shape = Shape {
+    id: "matches",
+    filter: "$ClientType matches 'JAVA.*|I[Oo]S'",
+};
+
+pub const SHAPES: [Shape; 7] = [EQ, AND3, IN10, ROLES2, MIXED, HAS, MATCHES];
 
 /// The valid filters of the crate's copy of `filters.jsonl`.
 pub fn conformance_filters() -> Vec<String> {

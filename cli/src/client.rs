@@ -29,6 +29,36 @@ pub struct Args {
     command: ClientCommand,
 }
 
+/// `client metrics …`.
+#[derive(clap::Subcommand, Debug)]
+enum MetricsCommand {
+    /// Adds or replaces a collector; prints `{}`.
+    Put {
+        name: String,
+        /// The filter (one starting with `-` follows `--`).
+        filter: String,
+        /// Group-by keys (comma-separated).
+        #[arg(long, value_name = "K1,K2", value_delimiter = ',')]
+        group_by: Vec<String>,
+        /// Most groups kept (1 to 10 000; default 250).
+        #[arg(long, value_name = "N")]
+        max_groups: Option<u64>,
+        /// Drop groups that fall to 0.
+        #[arg(long)]
+        remove_empty: bool,
+        /// Keep it off `/metrics`.
+        #[arg(long)]
+        no_export: bool,
+    },
+    /// Removes a collector; prints `{}`.
+    Remove { name: String },
+    /// Prints every collector, one JSON line each.
+    List,
+    /// Prints the figures of the collectors (all, or those named) and the
+    /// server's.
+    Fetch { names: Vec<String> },
+}
+
 /// Which sessions an operation acts on: `--id ID`, or a filter.
 #[derive(clap::Args, Debug)]
 struct TargetArgs {
@@ -119,6 +149,9 @@ enum ClientCommand {
     },
     /// Prints the session's own permissions (on PATH, if given).
     Permissions { path: Option<String> },
+    /// Session metric collectors (SPEC 11.9): put, remove, list, fetch.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
     /// Sends any request: METHOD and its params as JSON.
     Call {
         method: String,
@@ -319,6 +352,7 @@ async fn command(session: &Session, command: ClientCommand) -> Result<(), Failur
                 .await
                 .map_err(failure)?,
         ),
+        ClientCommand::Metrics(command) => metrics(session, command).await,
         ClientCommand::Call { method, params } => {
             let params: Value = serde_json::from_str(&params)
                 .map_err(|e| Failure::Invalid(format!("params are not JSON: {e}")))?;
@@ -404,6 +438,50 @@ async fn command(session: &Session, command: ClientCommand) -> Result<(), Failur
 
 /// Runs a handler command with the request on stdin; its stdout is the
 /// answer (JSON when it parses), a failure the error text.
+async fn metrics(session: &Session, command: MetricsCommand) -> Result<(), Failure> {
+    match command {
+        MetricsCommand::Put {
+            name,
+            filter,
+            group_by,
+            max_groups,
+            remove_empty,
+            no_export,
+        } => {
+            let mut spec = json!({
+                "name": name,
+                "filter": filter,
+                "group_by": group_by,
+                "remove_empty": remove_empty,
+                "export": !no_export,
+            });
+            if let Some(n) = max_groups {
+                spec["max_groups"] = json!(n);
+            }
+            session.put_session_collector(spec).await.map_err(failure)?;
+            print(&json!({}))
+        }
+        MetricsCommand::Remove { name } => {
+            session
+                .remove_session_collector(&name)
+                .await
+                .map_err(failure)?;
+            print(&json!({}))
+        }
+        MetricsCommand::List => {
+            for collector in session.list_session_collectors().await.map_err(failure)? {
+                print(&collector)?;
+            }
+            Ok(())
+        }
+        MetricsCommand::Fetch { names } => {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let names = (!names.is_empty()).then_some(names.as_slice());
+            print(&session.fetch_metrics(names).await.map_err(failure)?)
+        }
+    }
+}
+
 async fn run_handler(program: &str, args: &[String], request: &Value) -> Result<Value, String> {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(program)

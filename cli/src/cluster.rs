@@ -1,8 +1,8 @@
 //! `member` and `cluster` (SPEC section 9): serve sessions to a cluster over
 //! NATS, and run one bulk operation on a whole cluster.
 //!
-//! `cluster` exits 0 when every expected member answered, 3 when the result
-//! is partial (the partial figure is still printed, and stderr names the
+//! `cluster` exits 0 when every expected member answered (and one was
+//! expected at least), 3 when the result is partial (the partial figure is still printed, and stderr names the
 //! members that did not answer), 2 on invalid input (checked before
 //! anything is published, before NATS is even contacted) and 1 when NATS
 //! cannot be reached.

@@ -6,13 +6,14 @@
 //! skipped with a note on how to install it, except under CI (`CI=true`),
 //! where it fails.
 
-mod serve_support;
+mod support;
 
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use serve_support::{Server, BIN};
+use support::serve::Server;
+use support::BIN;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 

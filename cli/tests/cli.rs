@@ -2,35 +2,16 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::cmp::Reverse;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use session_filter::{roles_to_string, Program, Session};
-
-fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_session-filter"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    {
-        let mut pipe = child.stdin.take().expect("stdin");
-        // The tool may exit before reading everything; that is fine.
-        let _ = pipe.write_all(stdin.unwrap_or_default());
-    }
-    child.wait_with_output().expect("the binary finishes")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
-}
+use support::{run, spawn, temp_lines, text};
 
 /// Asserts exit code 2 and an `error: LINE:COL: …` report with a caret.
 fn assert_filter_error(out: &Output, what: &str) {
@@ -418,14 +399,6 @@ fn objects(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn write_sessions(name: &str, lines: &[String]) -> PathBuf {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.jsonl"));
-    let mut text = lines.join("\n");
-    text.push('\n');
-    std::fs::write(&path, text).expect("a temporary file");
-    path
-}
-
 /// The page of `rows` that `--offset`, `--limit` select.
 fn page<T>(rows: &[T], offset: usize, limit: Option<usize>) -> &[T] {
     let start = offset.min(rows.len());
@@ -443,7 +416,7 @@ const FILTER: &str = "not $Country is 'FR'";
 #[test]
 fn select_properties_show_chosen_keys_with_roles_as_roles_strings() {
     let lines = population(300);
-    let path = write_sessions("properties", &lines);
+    let path = temp_lines("properties", &lines);
     let path = path.to_str().unwrap();
     let rows = matches(FILTER, &lines);
     // `$SessionId` again, a duplicate and an absent key change nothing.
@@ -475,7 +448,7 @@ fn select_properties_show_chosen_keys_with_roles_as_roles_strings() {
 #[test]
 fn select_all_properties_show_every_property() {
     let lines = population(300);
-    let path = write_sessions("all-properties", &lines);
+    let path = temp_lines("all-properties", &lines);
     let path = path.to_str().unwrap();
     for filter in [FILTER, "all", "Tier is 'gold'"] {
         let rows = matches(filter, &lines);
@@ -515,7 +488,7 @@ fn select_sorts_in_both_directions_with_absent_keys_last_and_ties_by_id() {
     assert_eq!(text(&out.stdout), "d\nc\nb\na\n4\n");
 
     let lines = population(400);
-    let path = write_sessions("sort", &lines);
+    let path = temp_lines("sort", &lines);
     let path = path.to_str().unwrap();
     for key in ["Tier", "$SessionId", "$Roles", "Missing"] {
         for desc in [false, true] {
@@ -543,7 +516,7 @@ fn select_sorts_in_both_directions_with_absent_keys_last_and_ties_by_id() {
 #[test]
 fn select_pages_with_offset_and_limit_in_both_orders() {
     let lines = population(300);
-    let path = write_sessions("paging", &lines);
+    let path = temp_lines("paging", &lines);
     let path = path.to_str().unwrap();
     let in_order = matches(FILTER, &lines);
     let mut sorted = matches(FILTER, &lines);
@@ -595,7 +568,7 @@ fn select_pages_with_offset_and_limit_in_both_orders() {
 #[test]
 fn select_count_ignores_paging_and_counts_every_match() {
     let lines = population(300);
-    let path = write_sessions("count", &lines);
+    let path = temp_lines("count", &lines);
     let path = path.to_str().unwrap();
     let n = matches(FILTER, &lines).len();
     for extra in [
@@ -633,7 +606,7 @@ fn select_stops_reading_once_the_page_is_printed() {
         .collect();
     lines.push("{\"odd\": ".into());
     lines.extend(population(5000));
-    let path = write_sessions("early-stop", &lines);
+    let path = temp_lines("early-stop", &lines);
     let path = path.to_str().unwrap();
     let filter = "odd is '1'";
     let out = ok(
@@ -683,13 +656,7 @@ fn select_stops_reading_once_the_page_is_printed() {
 
 #[test]
 fn select_stops_reading_an_endless_stdin_once_the_page_is_printed() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_session-filter"))
-        .args(["select", "-q", "all", "-", "--limit", "3", "--offset", "2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
+    let mut child = spawn(&["select", "-q", "all", "-", "--limit", "3", "--offset", "2"]);
     let mut pipe = child.stdin.take().expect("stdin");
     // Writes until the tool goes away.
     let writer = std::thread::spawn(move || {

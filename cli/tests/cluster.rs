@@ -21,11 +21,12 @@ use futures_util::StreamExt;
 use session_filter::cluster::wire::{Operation, Outcome, Reply, Request, WireErrorKind, VERSION};
 use session_filter::cluster::{self, ClusterClient, FetchSpec};
 use session_filter::{PropertyChange, SessionStore};
+use support::{text, BIN};
+
+mod support;
 
 /// The CLI's demo population (`select` without a file).
 const DEMO_SESSIONS: u64 = 5000;
-
-const BIN: &str = env!("CARGO_BIN_EXE_session-filter");
 
 /// Filters of several shapes, each checked against one store.
 const FILTERS: [&str; 6] = [
@@ -307,10 +308,6 @@ fn cluster_cli(nats: &str, cluster: &str, args: &[&str]) -> Output {
     child.wait_with_output().expect("output")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// The figure on stdout, asserting the exit code.
 fn figure(out: &Output, code: i32) -> usize {
     assert_eq!(
@@ -561,6 +558,18 @@ fn a_member_slower_than_the_deadline_is_missing_and_the_rest_is_returned() {
     assert!(err.contains("m1 (1667), m2 (1667)"), "{err}");
 }
 
+/// A request as members read it.
+fn request(id: &str, filter: &str, op: Operation, timeout_ms: Option<u64>) -> Vec<u8> {
+    serde_json::to_vec(&Request {
+        v: VERSION,
+        id: id.into(),
+        filter: filter.into(),
+        timeout_ms,
+        op,
+    })
+    .unwrap()
+}
+
 /// Publishes a raw request and gathers the three members' replies.
 async fn raw_request(nats: &async_nats::Client, cluster: &str, payload: Vec<u8>) -> Vec<Reply> {
     let inbox = nats.new_inbox();
@@ -588,21 +597,12 @@ fn a_request_id_delivered_twice_changes_nothing_twice() {
     let expected: Vec<usize> = (1..=3)
         .map(|i| part_store(i).count(filter).unwrap())
         .collect();
-    let request = |id: &str| {
-        serde_json::to_vec(&Request {
-            v: VERSION,
-            id: id.into(),
-            filter: filter.into(),
-            timeout_ms: None,
-            op: Operation::Close,
-        })
-        .unwrap()
-    };
+    let close = |id: &str| request(id, filter, Operation::Close, None);
     runtime().block_on(async {
         let client = cluster::connect(&nats.url()).await.unwrap();
         for _ in 0..2 {
             // The same answer both times: the first time's.
-            let replies = raw_request(&client, "twice", request("close-legal-1")).await;
+            let replies = raw_request(&client, "twice", close("close-legal-1")).await;
             let counts: Vec<usize> = replies
                 .iter()
                 .map(|r| match r.outcome {
@@ -613,7 +613,7 @@ fn a_request_id_delivered_twice_changes_nothing_twice() {
             assert_eq!(counts, expected);
         }
         // A new id is a new request: nothing left to close.
-        let replies = raw_request(&client, "twice", request("close-legal-2")).await;
+        let replies = raw_request(&client, "twice", close("close-legal-2")).await;
         assert!(replies.iter().all(|r| r.outcome == Outcome::Count(0)));
     });
     let closed: usize = expected.iter().sum();
@@ -912,14 +912,7 @@ fn members_answer_only_on_inbox_subjects() {
         // A reply subject that is the membership bucket's: a reply there
         // would register a member "intruder" (and a close would run).
         for (id, op) in [("r1", Operation::Count), ("r2", Operation::Close)] {
-            let request = serde_json::to_vec(&Request {
-                v: VERSION,
-                id: id.into(),
-                filter: "all".into(),
-                timeout_ms: None,
-                op,
-            })
-            .unwrap();
+            let request = request(id, "all", op, None);
             client
                 .publish_with_reply(
                     cluster::request_subject("subjects"),
@@ -950,16 +943,6 @@ fn a_member_serves_requests_concurrently_and_drops_late_ones() {
         "m1",
         &["--demo-part", "1/3", "--reply-delay-ms", "1500"],
     );
-    let request = |id: &str, op: Operation, timeout_ms: Option<u64>| {
-        serde_json::to_vec(&Request {
-            v: VERSION,
-            id: id.into(),
-            filter: "all".into(),
-            timeout_ms,
-            op,
-        })
-        .unwrap()
-    };
     runtime().block_on(async {
         let client = cluster::connect(&url).await.unwrap();
         let inbox = client.new_inbox();
@@ -968,7 +951,7 @@ fn a_member_serves_requests_concurrently_and_drops_late_ones() {
         // one after another they would take 6 s.
         let started = Instant::now();
         for i in 0..4 {
-            let payload = request(&format!("c{i}"), Operation::Count, None);
+            let payload = request(&format!("c{i}"), "all", Operation::Count, None);
             client
                 .publish_with_reply(
                     cluster::request_subject("busy"),
@@ -1021,7 +1004,7 @@ fn a_member_serves_requests_concurrently_and_drops_late_ones() {
                 .publish_with_reply(
                     cluster::request_subject("queue"),
                     inbox.clone(),
-                    request(id, op, timeout).into(),
+                    request(id, "all", op, timeout).into(),
                 )
                 .await
                 .unwrap();

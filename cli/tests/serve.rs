@@ -1,13 +1,14 @@
 //! `session-filter serve`: every endpoint of the JSON API, driven over HTTP
 //! against the binary, and checked against the CLI where both answer.
 
-mod serve_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use serve_support::{cli, Server};
+use support::cli;
+use support::serve::Server;
 
 /// A small demo population: fast to start, enough to page through.
 const SMALL: &[&str] = &["--demo-sessions", "500"];
@@ -636,7 +637,7 @@ fn churn_moves_the_watched_count() {
 
 #[test]
 fn serves_a_file_of_json_lines_as_select_reads_it() {
-    let dir = std::env::temp_dir().join(format!("serve-test-{}", std::process::id()));
+    let dir = support::temp_path("serve", "d");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let good = dir.join("good.jsonl");
     std::fs::write(

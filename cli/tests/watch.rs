@@ -3,46 +3,20 @@
 //! evaluates every filter on every session before and after each event.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::process::Output;
 
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
 use session_filter::syntax::Expr;
 use session_filter::{roles_to_string, Program, Session};
+use support::{run, temp_lines, text};
 
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_session-filter"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    {
-        let mut pipe = child.stdin.take().expect("stdin");
-        // The tool may exit before reading everything; that is fine.
-        let _ = pipe.write_all(stdin);
-    }
-    child.wait_with_output().expect("the binary finishes")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
-}
+mod support;
 
 /// A file in the test's temporary directory holding these lines.
 fn file(lines: &[String]) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("watch-{}-{n}.jsonl", std::process::id()));
-    let mut text = lines.join("\n");
-    text.push('\n');
-    std::fs::write(&path, text).expect("a temporary file");
-    path
+    temp_lines("watch", lines)
 }
 
 fn lines(values: &[Json]) -> Vec<String> {
@@ -56,7 +30,7 @@ fn watch(filters: &[Json], events: &[Json], extra: &[&str]) -> Output {
     let events = file(&lines(events));
     let mut args = vec!["watch", filters.to_str().unwrap(), events.to_str().unwrap()];
     args.extend_from_slice(extra);
-    run(&args, b"")
+    run(&args, None)
 }
 
 fn ok(out: &Output) -> String {
@@ -251,19 +225,19 @@ fn events_come_from_stdin_and_blank_lines_are_skipped() {
 {\"line\":4,\"session\":\"a\",\"filter\":\"all\",\"event\":\"left\"}
 ";
     for args in [vec!["watch", filters], vec!["watch", filters, "-"]] {
-        assert_eq!(ok(&run(&args, events.as_bytes())), expected);
+        assert_eq!(ok(&run(&args, Some(events.as_bytes()))), expected);
     }
     // Filters from stdin, with a blank line; not both from stdin.
     let events = file(&lines(&[open("a", json!({}))]));
     let out = run(
         &["watch", "-", events.to_str().unwrap()],
-        b"\n{\"id\":\"all\",\"filter\":\"all\"}\n",
+        Some(b"\n{\"id\":\"all\",\"filter\":\"all\"}\n"),
     );
     assert_eq!(
         ok(&out),
         "{\"line\":1,\"session\":\"a\",\"filter\":\"all\",\"event\":\"entered\"}\n"
     );
-    let out = run(&["watch", "-", "-"], b"");
+    let out = run(&["watch", "-", "-"], None);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -311,10 +285,10 @@ fn bad_filter_lines_are_reported_with_their_line_number() {
         invalid(&watch(&[bad], &events, &[]), "filters line 1");
     }
     let filters = file(&["{\"id\":\"a\",\"filter\":\"all\"".into()]);
-    let out = run(&["watch", filters.to_str().unwrap(), "-"], b"");
+    let out = run(&["watch", filters.to_str().unwrap(), "-"], None);
     invalid(&out, "filters line 1");
     // A missing file is an I/O failure.
-    let out = run(&["watch", "/nonexistent/filters.jsonl", "-"], b"");
+    let out = run(&["watch", "/nonexistent/filters.jsonl", "-"], None);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
@@ -395,7 +369,7 @@ fn bad_event_lines_are_reported_with_their_line_number_after_earlier_output() {
         let filters = file(&lines(&filters));
         let out = run(
             &["watch", filters.to_str().unwrap()],
-            events.join("\n").as_bytes(),
+            Some(events.join("\n").as_bytes()),
         );
         assert_eq!(invalid(&out, "events line 3"), printed, "{bad}");
     }

@@ -17,6 +17,7 @@ enum Keyword {
     Is,
     Eq,
     Ne,
+    Matches,
     In,
     Has,
     HasRoles,
@@ -32,6 +33,7 @@ impl Keyword {
             Keyword::Is => "is",
             Keyword::Eq => "eq",
             Keyword::Ne => "ne",
+            Keyword::Matches => "matches",
             Keyword::In => "in",
             Keyword::Has => "has",
             Keyword::HasRoles => "hasRoles",
@@ -198,4 +200,5 @@ fuzz_target!(|pieces: Vec<Piece>| {
     let text = render(&pieces);
     session_filter_fuzz::check_parse(&text);
     session_filter_fuzz::check_roundtrip(&text);
+    session_filter_fuzz::check_oracle(&text, &session_filter::Limits::default());
 });

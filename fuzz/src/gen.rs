@@ -30,6 +30,11 @@ fn session_key(i: u8) -> &'static str {
 }
 const VALUES: &[&str] = &["", "UK", "DE", "a'b", "a\"b", "\\", "é", "UK ", "\n", "v"];
 const ROLES: &[&str] = &["", "admin", "client", "a,b", "q\"", "q'", "\\", "r r"];
+/// Regular expressions for `matches` clauses, over the values above.
+const REGEXES: &[&str] = &[
+    "UK|DE", ".*", "", "[A-Z]{2}", "a'b", "é.?", "(?i)uk", "\\\\", "a\"b|\n", "U.?", "v+", "\\s*",
+    "(a|a)*b",
+];
 
 fn pick<'a>(list: &[&'a str], i: u8) -> &'a str {
     list[i as usize % list.len()]
@@ -46,6 +51,7 @@ pub enum ClauseSpec {
     Is(u8, u8),
     Ne(u8, u8),
     In(u8, Vec<u8>),
+    Matches(u8, u8),
     Has(u8),
     HasRoles(Vec<u8>),
     RolesIs(Vec<u8>),
@@ -65,6 +71,11 @@ impl ClauseSpec {
                 Expr::is_in(key(*k), vs.iter().map(|&v| value(v)))
             }
             ClauseSpec::In(k, _) => Expr::is_in(key(*k), [""]),
+            // `$Roles matches` is an error; its key is `k` instead.
+            ClauseSpec::Matches(k, r) => {
+                let key = Some(key(*k)).filter(|k| k != "$Roles");
+                Expr::matches(key.unwrap_or_else(|| "k".into()), pick(REGEXES, *r))
+            }
             ClauseSpec::Has(k) => Expr::has(key(*k)),
             ClauseSpec::HasRoles(rs) if !rs.is_empty() => Expr::has_roles(roles(rs)),
             ClauseSpec::HasRoles(_) => Expr::has_roles([""]),

@@ -8,6 +8,7 @@
 #[cfg(fuzzing)]
 pub mod gen;
 mod matcher;
+pub mod oracle;
 mod standing;
 pub mod watch_model;
 
@@ -19,6 +20,53 @@ use session_filter::{
     escape, roles_to_string, string_to_roles, unescape, Filter, FilterError, FilterErrorKind,
     Limits, RolesErrorKind,
 };
+
+/// The hand-written parser agrees with the pest grammar run as an oracle
+/// (`oracle`), within `limits`: the same tree with the same spans, or an
+/// error at the same position with the same message.
+pub fn check_oracle(input: &str, limits: &Limits) {
+    let hand = Filter::parse_with(input, limits);
+    let pest = oracle::parse_with(input, limits);
+    match (&hand, &pest) {
+        (Ok(h), Ok(p)) => {
+            assert_eq!(h, p, "{input:?}: the trees differ");
+            assert_eq!(spans(h), spans(p), "{input:?}: the spans differ");
+        }
+        (Err(h), Err(p)) => {
+            assert_eq!(
+                (h.offset(), h.message()),
+                (p.offset(), p.message()),
+                "{input:?}: the errors differ"
+            );
+            assert_eq!(h.kind(), p.kind(), "{input:?}");
+        }
+        _ => panic!("{input:?}: hand {hand:?}, pest {pest:?}"),
+    }
+}
+
+/// Every span of a filter's tree (nodes, keys, values), in pre-order.
+fn spans(f: &Filter) -> Vec<Span> {
+    let mut out = Vec::new();
+    let mut stack = vec![f.expr()];
+    while let Some(e) = stack.pop() {
+        out.push(e.span());
+        match e {
+            Expr::Is { key, value, .. } | Expr::Ne { key, value, .. } => {
+                out.extend([key.span, value.span]);
+            }
+            Expr::Matches { key, pattern, .. } => out.extend([key.span, pattern.value.span]),
+            Expr::In { key, values, .. } => {
+                out.push(key.span);
+                out.extend(values.iter().map(|v| v.span));
+            }
+            Expr::Has { key, .. } => out.push(key.span),
+            Expr::HasRoles { roles, .. } => out.extend(roles.iter().map(|v| v.span)),
+            _ => {}
+        }
+        stack.extend(e.children().iter().rev());
+    }
+    out
+}
 
 /// The small limits the parse checks try besides the defaults.
 pub fn small_limits() -> Limits {

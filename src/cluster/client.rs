@@ -27,7 +27,8 @@ pub struct ClusterAnswer<T> {
     /// that was not expected included).
     pub answered: Vec<MemberFigure>,
     /// Every member that was expected and did not answer before the
-    /// deadline, by name.
+    /// deadline, and every member whose answer in parts stopped before its
+    /// last part, by name.
     pub missing: Vec<String>,
     /// Every member that answered with an error (its sessions are not in
     /// `value`), by name.

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use smallvec::SmallVec;
 
+use super::limits::{DataLimit, DataLimits};
+use super::shard::Shard;
 use super::{Execution, SessionStore};
 use crate::error::Error;
 use crate::intern::{self, Interned, Sym};
@@ -62,6 +64,11 @@ impl PropertyChange {
     pub fn remove(mut self, key: impl Into<String>) -> PropertyChange {
         self.entries.insert(key.into(), None);
         self
+    }
+
+    /// True when the change says something of `key`.
+    pub(crate) fn names(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
     }
 
     /// The number of keys the change names.
@@ -184,7 +191,11 @@ struct Checked {
 type Effects = SmallVec<[(usize, Option<Sym>); 4]>;
 
 impl Checked {
-    fn new(change: &PropertyChange) -> Result<Checked, Error> {
+    fn new(change: &PropertyChange, limits: &DataLimits) -> Result<Checked, Error> {
+        limits.check(DataLimit::PropertiesPerChange, change.len())?;
+        for (key, value) in &change.entries {
+            limits.check_pair(key, value.as_deref().unwrap_or(""))?;
+        }
         let mut steps = Vec::with_capacity(change.len());
         for (key, value) in &change.entries {
             let value = match value {
@@ -222,12 +233,39 @@ impl Checked {
             .collect()
     }
 
-    /// Applies the steps `effects` names; nothing here can fail.
-    fn apply(&self, session: &mut Session, effects: &Effects) {
-        for &(i, _) in effects {
-            let step = &self.steps[i];
-            session.put(&step.key, step.value.as_ref());
+    /// True when the change can give a session a key it lacks.
+    fn grows(&self) -> bool {
+        self.steps.iter().any(|step| step.value.is_some())
+    }
+
+    /// The number of properties `session` has after the steps `effects`
+    /// names.
+    fn count_after(&self, session: &Session, effects: &Effects) -> usize {
+        let mut n = session.property_count();
+        for &(i, now) in effects {
+            match (&self.steps[i].value, now) {
+                (Some(_), None) => n += 1,
+                (None, Some(_)) => n -= 1,
+                _ => {}
+            }
         }
+        n
+    }
+
+    /// Applies the steps `effects` names to the session in `slot`, and
+    /// re-indexes only their keys; nothing here can fail.
+    fn apply(&self, shard: &mut Shard, slot: u32, effects: &Effects) {
+        if effects.is_empty() {
+            return;
+        }
+        let keys: SmallVec<[&PropertyKey; 4]> =
+            effects.iter().map(|&(i, _)| &self.steps[i].key).collect();
+        shard.change_keys(slot, &keys, |session| {
+            for &(i, _) in effects {
+                let step = &self.steps[i];
+                session.put(&step.key, step.value.as_ref());
+            }
+        });
     }
 }
 
@@ -238,7 +276,8 @@ impl SessionStore {
     /// value it has, or removing a key the session lacks, is no change.
     ///
     /// Fails, changing nothing, when the change is invalid (see
-    /// [`PropertyChange`]) or no session has this id.
+    /// [`PropertyChange`]), passes one of the store's [`DataLimits`], or no
+    /// session has this id.
     ///
     /// ```
     /// use session_filter::{Error, PropertyChange, SessionStore};
@@ -268,12 +307,17 @@ impl SessionStore {
         id: &str,
         change: &PropertyChange,
     ) -> Result<BTreeMap<String, Option<String>>, Error> {
-        let checked = Checked::new(change)?;
+        let checked = Checked::new(change, &self.options.data_limits)?;
         let mut shard = Self::write(self.shard_of(id));
         let slot = shard
             .slot(id)
             .ok_or_else(|| Error::UnknownSession(id.to_owned()))?;
-        let effects = checked.effects(shard.session(slot));
+        let session = shard.session(slot);
+        let effects = checked.effects(session);
+        self.options.data_limits.check(
+            DataLimit::PropertiesPerSession,
+            checked.count_after(session, &effects),
+        )?;
         let changed = effects
             .iter()
             .map(|&(i, before)| {
@@ -281,16 +325,15 @@ impl SessionStore {
                 (checked.steps[i].name.clone(), before)
             })
             .collect();
-        if !effects.is_empty() {
-            shard.change(slot, |s| checked.apply(s, &effects));
-        }
+        checked.apply(&mut shard, slot, &effects);
         Ok(changed)
     }
 
     /// Applies a property change to every session that matches `filter`,
     /// each atomically, and returns the number of matching sessions, changed
-    /// or not. A bad filter or an invalid change (see [`PropertyChange`])
-    /// is an error, and changes nothing.
+    /// or not. A bad filter, an invalid change (see [`PropertyChange`]) or
+    /// one that would take a matching session past the store's
+    /// [`DataLimits`] is an error, and changes nothing.
     ///
     /// ```
     /// use session_filter::{PropertyChange, SessionStore};
@@ -315,18 +358,24 @@ impl SessionStore {
         program: &Program,
         change: &PropertyChange,
     ) -> Result<usize, Error> {
-        let checked = Checked::new(change)?;
-        Ok(self.each_shard(Execution::Auto, |shard| {
-            let mut shard = Self::write(shard);
-            let matches = shard.matching(program, true);
-            for &slot in &matches {
+        let checked = Checked::new(change, &self.options.data_limits)?;
+        let limits = &self.options.data_limits;
+        self.change_matching(
+            program,
+            Execution::Auto,
+            checked.grows(),
+            |s| {
+                let effects = checked.effects(s);
+                limits.check(
+                    DataLimit::PropertiesPerSession,
+                    checked.count_after(s, &effects),
+                )
+            },
+            |shard, slot| {
                 let effects = checked.effects(shard.session(slot));
-                if !effects.is_empty() {
-                    shard.change(slot, |s| checked.apply(s, &effects));
-                }
-            }
-            matches.len()
-        }))
+                checked.apply(shard, slot, &effects);
+            },
+        )
     }
 
     /// [`SessionStore::change_properties`] under the name SPEC section 6.1
@@ -432,7 +481,7 @@ mod tests {
 
     #[test]
     fn invalid_changes_name_the_key() {
-        let check = |c: PropertyChange| Checked::new(&c).err();
+        let check = |c: PropertyChange| Checked::new(&c, &DataLimits::new()).err();
         assert_eq!(
             check(PropertyChange::new().set("$SessionId", "x")),
             Some(Error::NotSettable("$SessionId".into()))

@@ -25,6 +25,8 @@ use crate::session::{PropertyKey, Session};
 use crate::util::properties::{ROLES, SESSION_ID};
 use crate::vm::Program;
 
+use super::limits::DataLimit;
+
 /// Which properties a fetch returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 enum Projection {
@@ -281,11 +283,22 @@ impl SessionStore {
     /// # Ok::<(), session_filter::Error>(())
     /// ```
     pub fn fetch(&self, filter: &str, request: &FetchRequest) -> Result<FetchPage, Error> {
-        Ok(self.fetch_compiled(&self.compile(filter)?, request))
+        self.fetch_compiled(&self.compile(filter)?, request)
     }
 
-    /// [`SessionStore::fetch`] with a compiled filter.
-    pub fn fetch_compiled(&self, program: &Program, request: &FetchRequest) -> FetchPage {
+    /// [`SessionStore::fetch`] with a compiled filter. A request for more
+    /// keys than the store's [`DataLimits`](crate::DataLimits) allow is an
+    /// error.
+    pub fn fetch_compiled(
+        &self,
+        program: &Program,
+        request: &FetchRequest,
+    ) -> Result<FetchPage, Error> {
+        if let Projection::Keys(keys) = &request.projection {
+            self.options
+                .data_limits
+                .check(DataLimit::KeysPerFetch, keys.len())?;
+        }
         let sort = SortBy::new(request.order_by.as_deref());
         let k = request
             .limit
@@ -311,7 +324,7 @@ impl SessionStore {
                 .filter_map(|rank| self.project(&rank.id, projection))
                 .collect(),
         };
-        FetchPage { total, sessions }
+        Ok(FetchPage { total, sessions })
     }
 
     /// The session with this id and the properties `projection` asks for, or

@@ -26,7 +26,7 @@ use std::ops::ControlFlow;
 
 use super::shard::IdMap;
 use crate::intern::Sym;
-use crate::session::{KeyId, Session, Term, FIXED_SLOTS, SESSION_ID_SLOT};
+use crate::session::{KeyId, PropertyKey, Session, Term, FIXED_SLOTS, SESSION_ID_SLOT};
 use crate::vm::{Pool, Program, Reach, SetOracle, Test};
 
 /// A posting stays a sorted vector up to this many slots.
@@ -89,6 +89,16 @@ impl Posting {
             }
             Posting::Big(b) => {
                 b.remove(slot);
+                // Back to the small forms as it shrinks, so an emptied or
+                // single posting is freed or held inline whatever it was.
+                match b.len() {
+                    0 => *self = Posting::Empty,
+                    1 => *self = b.min().map_or(Posting::Empty, Posting::One),
+                    n if n as usize <= SMALL_MAX / 2 => {
+                        *self = Posting::Few(Box::new(b.iter().collect()));
+                    }
+                    _ => {}
+                }
             }
             Posting::Empty | Posting::One(_) => {}
         }
@@ -430,6 +440,16 @@ impl Index {
         }
     }
 
+    /// Indexes one key (not `$Roles`) of the session in `slot`.
+    pub(super) fn add_key(&mut self, slot: u32, s: &Session, key: &PropertyKey) {
+        s.for_each_key_term(key, |term| self.touch_term(slot, term, true));
+    }
+
+    /// Forgets one key (not `$Roles`) of the session in `slot`.
+    pub(super) fn remove_key(&mut self, slot: u32, s: &Session, key: &PropertyKey) {
+        s.for_each_key_term(key, |term| self.touch_term(slot, term, false));
+    }
+
     /// Indexes the roles (and `$Roles` presence) of the session in `slot`.
     pub(super) fn add_roles(&mut self, slot: u32, s: &Session) {
         self.touch_roles(slot, s, true);
@@ -760,6 +780,43 @@ mod tests {
     fn postings_stay_small_in_a_map() {
         assert_eq!(std::mem::size_of::<Posting>(), 16);
         assert_eq!(std::mem::size_of::<(Sym, ValuePosting)>(), 8);
+    }
+
+    #[test]
+    fn a_big_value_posting_that_shrinks_to_one_slot_or_none_is_freed() {
+        let mut index = Index::default();
+        let (key, v) = (KeyId::fixed(3), crate::intern::Sym::PRESENT);
+        let slots = 0..(SMALL_MAX as u32 * 4);
+        for slot in slots.clone() {
+            index.touch_value(key, v, slot, true);
+        }
+        assert!(matches!(
+            index.value(key, v),
+            Some(Post::Held(Posting::Big(_)))
+        ));
+        for slot in slots.clone().skip(1) {
+            index.touch_value(key, v, slot, false);
+        }
+        // One slot left: held inline again, the shared posting freed.
+        assert!(matches!(index.value(key, v), Some(Post::One(0))));
+        assert_eq!(index.free_shared.len(), index.shared.len());
+        assert!(index.shared.iter().all(|p| matches!(p, Posting::Empty)));
+        index.touch_value(key, v, 0, false);
+        assert!(index.value(key, v).is_none());
+        assert!(index.values.is_empty());
+        // The same for key, role and count postings: gone when empty.
+        let mut p = Posting::default();
+        for slot in slots.clone() {
+            p.insert(slot);
+        }
+        for slot in slots.clone().skip(2) {
+            p.remove(slot);
+        }
+        assert!(matches!(&p, Posting::Few(v) if v[..] == [0, 1]));
+        p.remove(0);
+        assert!(matches!(p, Posting::One(1)));
+        p.remove(1);
+        assert!(p.is_empty() && matches!(p, Posting::Empty));
     }
 
     #[test]

@@ -34,11 +34,13 @@ mod cache;
 mod change;
 mod fetch;
 mod index;
+mod limits;
 mod shard;
 mod watch;
 
 pub use self::change::{ClosedSession, PropertyChange};
 pub use self::fetch::{FetchPage, FetchRequest, FetchedSession};
+pub use self::limits::{DataLimit, DataLimits};
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -85,6 +87,7 @@ pub struct StoreOptions {
     parallel_threshold: usize,
     index: bool,
     filter_cache: usize,
+    data_limits: DataLimits,
 }
 
 impl Default for StoreOptions {
@@ -95,6 +98,7 @@ impl Default for StoreOptions {
             parallel_threshold: 20_000,
             index: true,
             filter_cache: cache::DEFAULT_ENTRIES,
+            data_limits: DataLimits::default(),
         }
     }
 }
@@ -125,6 +129,14 @@ impl StoreOptions {
     /// The limits filter strings are parsed with.
     pub fn limits(mut self, limits: Limits) -> StoreOptions {
         self.limits = limits;
+        self
+    }
+
+    /// The bounds on the data the store accepts: roles and properties per
+    /// session and per change, key and value lengths, keys per fetch (see
+    /// [`DataLimits`] for the defaults).
+    pub fn data_limits(mut self, limits: DataLimits) -> StoreOptions {
+        self.data_limits = limits;
         self
     }
 
@@ -226,18 +238,40 @@ impl SessionStore {
 
     /// Adds a session. It must have a `$SessionId` no other session in the
     /// store has; any `$` key is accepted, user keys are validated, and
-    /// `$Roles` must be a roles string. On an error nothing changes.
+    /// `$Roles` must be a roles string; the session must be within the
+    /// store's [`DataLimits`]. On an error nothing changes.
     pub fn insert<I, K, V>(&self, props: I) -> Result<(), Error>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        self.insert_session(Session::new(props)?)
+        let limits = &self.options.data_limits;
+        let mut count = 0;
+        // Checked before anything is interned, so an oversized input costs
+        // nothing but the check.
+        let props: Vec<(K, V)> = props.into_iter().collect();
+        for (key, value) in &props {
+            count += 1;
+            limits.check_pair(key.as_ref(), value.as_ref())?;
+        }
+        limits.check(DataLimit::PropertiesPerSession, count)?;
+        let session = Session::new(props)?;
+        limits.check_session_size(&session)?;
+        for role in session.roles() {
+            limits.check(DataLimit::ValueLength, role.len())?;
+        }
+        self.insert_checked(session)
     }
 
     /// Adds a session built beforehand; the rules of [`SessionStore::insert`].
     pub fn insert_session(&self, session: Session) -> Result<(), Error> {
+        self.options.data_limits.check_session(&session)?;
+        self.insert_checked(session)
+    }
+
+    /// Adds a session within the limits.
+    fn insert_checked(&self, session: Session) -> Result<(), Error> {
         let id = session.id().ok_or(Error::MissingSessionId)?;
         let id_sym = session.get_sym(SESSION_ID).ok_or(Error::MissingSessionId)?;
         let mut shard = Self::write(self.shard_of(&id));
@@ -367,7 +401,8 @@ impl SessionStore {
         })
     }
 
-    /// Removes the session with this id; true if there was one.
+    /// Removes the session with this id; true if there was one, false
+    /// (and no change) when no session has it.
     pub fn close_session(&self, id: &str) -> bool {
         let mut shard = Self::write(self.shard_of(id));
         match shard.slot(id) {
@@ -403,6 +438,9 @@ impl SessionStore {
     }
 
     /// [`SessionStore::change_roles`], run as `execution` says.
+    ///
+    /// A change that would give a matching session more roles than the
+    /// store's [`DataLimits`] allow is an error and changes nothing.
     pub fn change_roles_with(
         &self,
         program: &Program,
@@ -410,16 +448,72 @@ impl SessionStore {
         roles_to_add: &[&str],
         execution: Execution,
     ) -> Result<usize, Error> {
-        let change = RoleChange::new(roles_to_remove, roles_to_add)?;
+        let change = self.role_change(roles_to_remove, roles_to_add)?;
+        self.change_matching(
+            program,
+            execution,
+            change.adds(),
+            |s| {
+                self.options
+                    .data_limits
+                    .check(DataLimit::RolesPerSession, change.roles_after(s))
+            },
+            |shard, slot| shard.change_roles(slot, &change),
+        )
+    }
+
+    /// A role change checked against the store's limits and interned.
+    fn role_change(&self, remove: &[&str], add: &[&str]) -> Result<RoleChange, Error> {
+        let limits = &self.options.data_limits;
+        limits.check(DataLimit::RolesPerChange, remove.len() + add.len())?;
+        for role in remove.iter().chain(add) {
+            limits.check(DataLimit::ValueLength, role.len())?;
+        }
+        RoleChange::new(remove, add)
+    }
+
+    /// Applies a change to every session `program` matches, all or none, and
+    /// returns how many match. When the change can make a session grow
+    /// (`grows`), `fits` must hold for every matching session before any is
+    /// changed: every shard is locked for writing, in order, while the
+    /// change is checked and applied. A change that cannot make a session
+    /// grow cannot break a limit and runs shard by shard, as `execution`
+    /// says.
+    fn change_matching(
+        &self,
+        program: &Program,
+        execution: Execution,
+        grows: bool,
+        fits: impl Fn(&Session) -> Result<(), Error>,
+        apply: impl Fn(&mut ShardWriter<'_>, u32) + Sync + Send,
+    ) -> Result<usize, Error> {
         let use_index = Self::indexed(execution);
-        Ok(self.each_shard(execution, |shard| {
-            let mut shard = Self::write(shard);
-            let matches = shard.matching(program, use_index);
-            for &slot in &matches {
-                shard.change_roles(slot, &change);
+        if !grows {
+            return Ok(self.each_shard(execution, |shard| {
+                let mut shard = Self::write(shard);
+                let matches = shard.matching(program, use_index);
+                for &slot in &matches {
+                    apply(&mut shard, slot);
+                }
+                matches.len()
+            }));
+        }
+        let mut shards: Vec<ShardWriter<'_>> = self.shards.iter().map(Self::write).collect();
+        let matches: Vec<Vec<u32>> = shards
+            .iter()
+            .map(|shard| shard.matching(program, use_index))
+            .collect();
+        for (shard, slots) in shards.iter().zip(&matches) {
+            for &slot in slots {
+                fits(shard.session(slot))?;
             }
-            matches.len()
-        }))
+        }
+        for (shard, slots) in shards.iter_mut().zip(&matches) {
+            for &slot in slots {
+                apply(shard, slot);
+            }
+        }
+        Ok(matches.iter().map(Vec::len).sum())
     }
 
     /// [`SessionStore::change_roles`] for the one session with this id.
@@ -429,72 +523,63 @@ impl SessionStore {
         roles_to_remove: &[&str],
         roles_to_add: &[&str],
     ) -> Result<(), Error> {
-        let change = RoleChange::new(roles_to_remove, roles_to_add)?;
+        let change = self.role_change(roles_to_remove, roles_to_add)?;
         let mut shard = Self::write(self.shard_of(id));
         let slot = shard
             .slot(id)
             .ok_or_else(|| Error::UnknownSession(id.to_owned()))?;
+        self.options.data_limits.check(
+            DataLimit::RolesPerSession,
+            change.roles_after(shard.session(slot)),
+        )?;
         shard.change_roles(slot, &change);
         Ok(())
     }
 
     /// Sets user properties of one session: all of them, or none when a key
-    /// is invalid, fixed (`$…`) or given twice, or the id is unknown.
+    /// is invalid, fixed (`$…`) or given twice, the id is unknown, or a
+    /// [`DataLimits`] bound would be passed.
+    ///
+    /// It takes user keys only and stores values as given (no normalising);
+    /// it is [`SessionStore::change_session_properties`] with a change of
+    /// sets, which also sets the fixed properties that may be set.
     pub fn set_properties<I, K, V>(&self, id: &str, props: I) -> Result<(), Error>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let props: Vec<(K, V)> = props.into_iter().collect();
-        for (i, (key, _)) in props.iter().enumerate() {
+        let mut change = PropertyChange::new();
+        for (key, value) in props {
             let key = key.as_ref();
             check_user_key(key)?;
-            if props[..i].iter().any(|(k, _)| k.as_ref() == key) {
+            if change.names(key) {
                 return Err(Error::DuplicateKey(key.to_owned()));
             }
+            change = change.set(key, value.as_ref());
         }
-        self.update(id, |session| {
-            for (key, value) in &props {
-                session.set(key.as_ref(), value.as_ref())?;
-            }
-            Ok(())
-        })
+        self.change_session_properties(id, &change).map(drop)
     }
 
     /// Removes user properties of one session (keys it lacks are fine): all
-    /// of them, or none when a key is invalid or fixed, or the id is unknown.
+    /// of them, or none when a key is invalid or fixed, the id is unknown,
+    /// or more keys are named than a change may name.
+    ///
+    /// It takes user keys only; it is
+    /// [`SessionStore::change_session_properties`] with a change of removals.
     pub fn remove_properties(&self, id: &str, keys: &[&str]) -> Result<(), Error> {
+        let mut change = PropertyChange::new();
         for key in keys {
             check_user_key(key)?;
+            change = change.remove(*key);
         }
-        self.update(id, |session| {
-            for key in keys {
-                session.remove(key);
-            }
-            Ok(())
-        })
-    }
-
-    /// Applies `change` to a copy of the session and puts the copy in place
-    /// only if the whole change succeeded.
-    fn update(
-        &self,
-        id: &str,
-        change: impl FnOnce(&mut Session) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        let mut shard = Self::write(self.shard_of(id));
-        let slot = shard
-            .slot(id)
-            .ok_or_else(|| Error::UnknownSession(id.to_owned()))?;
-        let mut copy = shard.session(slot).clone();
-        change(&mut copy)?;
-        shard.replace(slot, copy);
-        Ok(())
+        self.change_session_properties(id, &change).map(drop)
     }
 
     /// The properties of the session with this id (`$Roles` as a canonical
-    /// roles string), or `None`.
+    /// roles string), or `None` when no session has it (a lookup, as a
+    /// map's `get`; the operations that change a session by id treat an
+    /// unknown id as an error).
     pub fn get(&self, id: &str) -> Option<BTreeMap<String, String>> {
         let shard = Self::read(self.shard_of(id));
         let slot = shard.slot(id)?;

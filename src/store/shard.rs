@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLockWriteGuard};
 use super::index::{self, Answer, Index, OpStats, ShardView};
 use super::watch::Hub;
 use crate::intern::{self, Sym};
-use crate::session::{RoleChange, Session, SESSION_ID_SLOT};
+use crate::session::{PropertyKey, RoleChange, Session, SESSION_ID_SLOT};
 use crate::vm::Program;
 
 /// A shard compacts once its free slots outnumber its live ones by this
@@ -323,27 +323,27 @@ impl Shard {
         }
     }
 
-    /// Puts `session` (same id) in place of the one in `slot`.
-    pub(super) fn replace(&mut self, slot: u32, session: Session) {
-        if let Some(index) = &mut self.index {
-            index.remove(slot, &self.sessions[slot as usize]);
-            index.add(slot, &session);
-        }
-        let before = std::mem::replace(&mut self.sessions[slot as usize], session);
-        self.hub
-            .changed(self.number, &before, &self.sessions[slot as usize]);
-    }
-
-    /// Changes the session in `slot` in place with `f`, which must not change
-    /// its `$SessionId`; the index forgets the session before and learns it
-    /// again after, so it stays exact, and the watches see both states.
-    pub(super) fn change(&mut self, slot: u32, f: impl FnOnce(&mut Session)) {
+    /// Changes the values of `keys` (never `$Roles` or `$SessionId`) of the
+    /// session in `slot` in place with `f`, which changes nothing else; the
+    /// index forgets those keys before and learns them again after, so it
+    /// stays exact at the cost of the keys changed, and the watches see
+    /// both states.
+    pub(super) fn change_keys(
+        &mut self,
+        slot: u32,
+        keys: &[&PropertyKey],
+        f: impl FnOnce(&mut Session),
+    ) {
         let session = &mut self.sessions[slot as usize];
         let before = self.hub.active().then(|| session.clone());
         if let Some(index) = &mut self.index {
-            index.remove(slot, session);
+            for key in keys {
+                index.remove_key(slot, session, key);
+            }
             f(session);
-            index.add(slot, session);
+            for key in keys {
+                index.add_key(slot, session, key);
+            }
         } else {
             f(session);
         }

@@ -59,12 +59,9 @@ pub enum ErrorKind {
     /// `$Roles matches …`: roles are a set, not a string (use `hasRoles` or
     /// `$Roles is`).
     RolesMatches,
-    /// pest's own resource guard stopped the parse: its stack guard (the
-    /// thread ran short of stack), or a call budget some other code set
-    /// process-wide with `pest::set_call_limit`. A backstop that should not
-    /// fire: the depth limit bounds the nesting, and the parser makes room
-    /// on the stack for it before it runs; pest's stack guard only exists in
-    /// builds where another crate turns on pest's `std` feature.
+    /// The parse ran out of stack. The parser does not recurse, so it never
+    /// reports this; the kind stays for the pest grammar, which the tests
+    /// run as an oracle and which recurses once per `(`.
     StackExhausted,
 }
 

@@ -2,6 +2,7 @@
 
 mod ast;
 mod error;
+mod expect;
 mod parser;
 mod print;
 mod scan;
@@ -11,6 +12,15 @@ use std::str::FromStr;
 
 pub use ast::{is_filter_key, Expr, Key, Pattern, Span, Value};
 pub use error::{Error, ErrorKind};
+
+/// What the pest grammar, run as an oracle by the tests and fuzz targets,
+/// needs to report errors in the words the parser uses. Not a stable API.
+#[doc(hidden)]
+pub mod oracle {
+    pub use super::expect::{describe_expected, describe_found, unterminated_value_at, Expected};
+    pub use super::parser::{matches_pattern, roles_value_error};
+    pub use super::scan::check_depth;
+}
 
 /// Limits on the filters [`Filter::parse_with`] accepts.
 ///

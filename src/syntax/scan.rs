@@ -1,17 +1,20 @@
-//! The depth pre-scan: bounds nesting before pest runs.
+//! The depth pre-scan: bounds nesting before the parser builds anything.
 //!
-//! pest parses `(` by recursion, so a filter of 60 000 `(` would run it out
-//! of stack. This scan reads the filter once, without recursion, skipping
-//! quoted values, and measures the depth as SPEC section 5 counts it: every
-//! `(` and every `not` on the path to a clause. It rejects a filter as soon
-//! as that depth passes the limit, so pest only ever sees bounded nesting.
+//! The parser keeps a frame per open `(` (on the heap) and the tree it
+//! builds is as deep as the filter nests, so hostile nesting is rejected
+//! first, cheaply. This scan reads the filter once, without recursion,
+//! skipping quoted values, and measures the depth as SPEC section 5 counts
+//! it: every `(` and every `not` on the path to a clause. It rejects a filter
+//! as soon as that depth passes the limit. (It was written to keep pest's
+//! recursion bounded; the pest grammar, run as the parser's oracle in the
+//! tests, still relies on it.)
 //!
-//! Parentheses are counted exactly, and they are all that costs pest stack.
-//! A word that reads as the keyword `not` counts unless the grammar would
+//! Parentheses are counted exactly. A word that reads as the keyword `not`
+//! counts unless the grammar would
 //! read it as a key (`not is 'x'`, `not in […]`, `has not`); that guess only
-//! looks a few tokens ahead, so the AST builder, which sees the real tree,
+//! looks a few tokens ahead, so the parser, which sees the real tree,
 //! enforces the limit exactly afterwards. The scan never counts more than the
-//! builder on a filter that parses, so it never rejects one the limit allows.
+//! parser on a filter that parses, so it never rejects one the limit allows.
 //!
 //! Most filters need no scan: one shorter than the limit, or with fewer `(`,
 //! `n` and `N` bytes than the limit, cannot nest deeper than it.
@@ -130,13 +133,13 @@ fn key_clause_follows(mut rest: Tokens<'_>, cut: bool) -> Option<bool> {
 
 /// Fails with [`ErrorKind::TooDeep`] at the first `(` or `not` that nests
 /// deeper than `max`. Otherwise returns a bound on how deeply the filter
-/// nests parentheses (at most `max`): the recursion pest and the AST builder
-/// will go through.
+/// nests parentheses (at most `max`).
 ///
 /// `cut` says `input` is the allowed prefix of a longer filter: then a `not`
 /// whose reading depends on text past the cut is not counted, so the scan
 /// never reports a depth the whole filter does not have.
-pub(crate) fn check_depth(input: &str, max: usize, cut: bool) -> Result<usize, Error> {
+#[doc(hidden)]
+pub fn check_depth(input: &str, max: usize, cut: bool) -> Result<usize, Error> {
     // Every `(` and every `not` on a path to a clause has a byte of its own,
     // a `(` or an `n`/`N`: a filter with no more bytes than the limit, or no
     // more of those bytes (most filters are one or both), cannot nest too

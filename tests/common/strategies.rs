@@ -39,8 +39,18 @@ pub fn role_set() -> impl Strategy<Value = Vec<String>> {
     prop::collection::vec(role(), 0..4)
 }
 
+/// Regular expressions over the vocabulary: alternations, classes,
+/// repetition, flags, escapes, the empty regex.
+pub fn regex() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "UK|DE", ".*", "", "[A-Z]{2}", "a'b", "é.?", "(?i)uk", "\\\\", "a\"b|\n", "U", "v+", "\\s*",
+    ])
+    .prop_map(String::from)
+}
+
 pub fn clause() -> impl Strategy<Value = Expr> {
     prop_oneof![
+        (key(), regex()).prop_map(|(k, r)| Expr::matches(k, r)),
         Just(Expr::all()),
         (key(), value()).prop_map(|(k, v)| Expr::is(k, v)),
         (key(), value()).prop_map(|(k, v)| Expr::ne(k, v)),

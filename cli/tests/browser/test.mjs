@@ -233,13 +233,18 @@ try {
     await page.click("#action-close");
     const question = await text(page, "#confirm-text");
     assert.ok(question.includes(`Close the ${count} sessions matching ${canonical}?`), question);
+    const resultBefore = await page.locator("#action-result").textContent();
     const closing = page.waitForRequest("**/api/close");
     await page.click("#confirm");
     const request = await closing;
     assert.deepEqual(request.postDataJSON(), { filter: shown });
     await page.unroute("**/api/check");
     for (const route of held.splice(0)) await route.continue().catch(() => {});
-    await page.waitForFunction(() => document.getElementById("action-result").textContent.startsWith("Closed"));
+    // The last step's result is still shown until this one's comes.
+    await page.waitForFunction(
+      (before) => document.getElementById("action-result").textContent !== before,
+      resultBefore,
+    );
     assert.equal(await text(page, "#action-result"), `Closed ${count} sessions.`);
     await settle(page);
   });

@@ -72,11 +72,11 @@ impl fmt::Display for Error {
                 message,
                 data,
             } => {
-                write!(f, "error {code}: {message}")?;
+                write!(f, "{message} (code {code}")?;
                 if let Some(d) = data {
-                    write!(f, " ({d})")?;
+                    write!(f, ", data {d}")?;
                 }
-                Ok(())
+                f.write_str(")")
             }
             Error::Connection(m) => write!(f, "connection: {m}"),
             Error::Protocol(m) => write!(f, "protocol: {m}"),
@@ -810,6 +810,57 @@ impl Session {
             request: number(&r, "request")?,
             events: rx,
         })
+    }
+
+    /// Adds or replaces a session metric collector (SPEC 11.9): `spec` is
+    /// `{"name","filter","group_by"?,"max_groups"?,"remove_empty"?,"export"?}`.
+    /// Needs CONTROL_SERVER.
+    ///
+    /// ```no_run
+    /// # async fn run(session: &session_filter_client::Session) -> Result<(), session_filter_client::Error> {
+    /// use serde_json::json;
+    /// session
+    ///     .put_session_collector(json!({
+    ///         "name": "traders_by_country",
+    ///         "filter": "hasRoles ['trader']",
+    ///         "group_by": ["$Country"],
+    ///     }))
+    ///     .await?;
+    /// let figures = session.fetch_metrics(Some(&["traders_by_country"])).await?;
+    /// println!("{}", figures["collectors"]["traders_by_country"]["groups"]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn put_session_collector(&self, spec: Value) -> Result<(), Error> {
+        self.call("metrics.put_session_collector", spec)
+            .await
+            .map(|_| ())
+    }
+
+    /// Removes a collector (an unknown name too). Needs CONTROL_SERVER.
+    pub async fn remove_session_collector(&self, name: &str) -> Result<(), Error> {
+        self.call("metrics.remove_session_collector", json!({ "name": name }))
+            .await
+            .map(|_| ())
+    }
+
+    /// Every collector, defaults filled in. Needs VIEW_SERVER.
+    pub async fn list_session_collectors(&self) -> Result<Vec<Value>, Error> {
+        let r = self
+            .call("metrics.list_session_collectors", json!({}))
+            .await?;
+        match r.get("collectors") {
+            Some(Value::Array(list)) => Ok(list.clone()),
+            _ => Err(Error::Protocol(format!(
+                "the result has no collectors: {r}"
+            ))),
+        }
+    }
+
+    /// The collectors' figures (all, or those `names`) and the server's:
+    /// `{"collectors":{NAME:{"groups","ungrouped"}},"server":{…}}`. Needs
+    /// VIEW_SERVER.
+    pub async fn fetch_metrics(&self, names: Option<&[&str]>) -> Result<Value, Error> {
+        self.call("metrics.fetch", json!({ "names": names })).await
     }
 
     /// Closes this session.

@@ -297,7 +297,7 @@ impl Request {
                 }
                 let request = projection.fetch(request);
                 blocking(move || {
-                    let page = shared.store.fetch_compiled(&program, &request);
+                    let page = shared.store.fetch_compiled(&program, &request)?;
                     let sessions: Vec<Value> = page
                         .sessions
                         .iter()

@@ -136,10 +136,10 @@ pub struct CollectorSection {
     pub filter: Spanned<String>,
     /// Group-by keys.
     #[serde(default)]
-    pub group_by: Vec<String>,
-    /// Most groups kept.
+    pub group_by: Vec<Spanned<String>>,
+    /// Most groups kept (1 to 10 000; default 250).
     #[serde(default)]
-    pub max_groups: Option<u64>,
+    pub max_groups: Option<Spanned<u64>>,
     /// Drop groups that fall to zero.
     #[serde(default)]
     pub remove_empty: bool,
@@ -150,6 +150,24 @@ pub struct CollectorSection {
 
 fn yes() -> bool {
     true
+}
+
+impl CollectorSection {
+    /// The collector it declares, defaults filled in.
+    pub(crate) fn spec(&self) -> crate::metrics::Spec {
+        crate::metrics::Spec {
+            name: self.name.get_ref().clone(),
+            filter: self.filter.get_ref().clone(),
+            group_by: self.group_by.iter().map(|k| k.get_ref().clone()).collect(),
+            max_groups: self
+                .max_groups
+                .as_ref()
+                .map(|m| *m.get_ref())
+                .unwrap_or(crate::metrics::DEFAULT_MAX_GROUPS),
+            remove_empty: self.remove_empty,
+            export: self.export,
+        }
+    }
 }
 
 /// The `[metrics]` table.
@@ -282,6 +300,19 @@ global = ["VIEW_SESSION", "MODIFY_SESSION", "REGISTER_HANDLER"]
                 ),
             });
         }
+        if let Some(listen) = &self.metrics.listen {
+            if listen.parse::<SocketAddr>().is_err() {
+                return Err(ConfigError {
+                    line: self
+                        .source
+                        .find("[metrics]")
+                        .map(|at| line_of(&self.source, at) + 1),
+                    message: format!(
+                        "[metrics] listen {listen:?} is not an address such as 127.0.0.1:9100"
+                    ),
+                });
+            }
+        }
         for (key, value) in [
             (
                 "max_queued_messages",
@@ -335,6 +366,38 @@ global = ["VIEW_SESSION", "MODIFY_SESSION", "REGISTER_HANDLER"]
                 );
             }
         }
+        let mut names = std::collections::BTreeSet::new();
+        for collector in &self.metrics.collectors {
+            let spec = collector.spec();
+            let name = &collector.name;
+            if let Err(e) = spec.check_params() {
+                let span = match &collector.max_groups {
+                    Some(m) if !name.get_ref().is_empty() => m.span(),
+                    _ => name.span(),
+                };
+                return self.error(span, format!("collector: {e}"));
+            }
+            if !names.insert(name.get_ref().as_str()) {
+                return self.error(
+                    name.span(),
+                    format!("two collectors are named {:?}", name.get_ref()),
+                );
+            }
+            if let Err(e) = session_filter::Filter::parse(collector.filter.get_ref()) {
+                return self.error(
+                    collector.filter.span(),
+                    format!("collector {:?}: invalid filter: {e}", name.get_ref()),
+                );
+            }
+            if let Err(e) = crate::metrics::label_names(&spec.group_by) {
+                let span = collector
+                    .group_by
+                    .first()
+                    .map(|k| k.span())
+                    .unwrap_or(name.span());
+                return self.error(span, format!("collector {:?}: {e}", name.get_ref()));
+            }
+        }
         Ok(())
     }
 
@@ -373,6 +436,27 @@ mod tests {
             ("[[trusted_properties]]\nkey = 'T'\nregex = '('\n", 3),
             ("[roles.A]\nglobal = ['VIEW_SESSION', 'FLY']\n", 2),
             ("[server]\nlisten = 'nowhere'\n", 2),
+            (
+                "[[metrics.collectors]]\nname = 'c'\nfilter = 'Desk is'\n",
+                3,
+            ),
+            (
+                "[[metrics.collectors]]\nname = 'c'\nfilter = 'all'\nmax_groups = 0\n",
+                4,
+            ),
+            (
+                "[[metrics.collectors]]\nname = 'c'\nfilter = 'all'\ngroup_by = ['a-b', 'a.b']\n",
+                4,
+            ),
+            (
+                "[[metrics.collectors]]\nname = 'c'\nfilter = 'all'\n\
+                 [[metrics.collectors]]\nname = 'c'\nfilter = 'all'\n",
+                5,
+            ),
+            (
+                "[[metrics.collectors]]\nname = 'c'\nfilter = 'all'\nexport = 3\n",
+                4,
+            ),
         ];
         for (text, line) in cases {
             let e = Config::parse(text).unwrap_err();

@@ -42,7 +42,7 @@ struct OpenFields {
 }
 
 /// Reads `open`'s params (SPEC 11.2).
-fn open_params(p: Map<String, Value>, peer: SocketAddr) -> Result<OpenParams, RpcError> {
+pub(crate) fn open_params(p: Map<String, Value>, peer: SocketAddr) -> Result<OpenParams, RpcError> {
     let mut properties = std::collections::BTreeMap::new();
     match p.get("properties") {
         None | Some(Value::Null) => {}

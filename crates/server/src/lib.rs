@@ -48,6 +48,7 @@ mod cluster;
 mod config;
 mod connection;
 mod error;
+mod fuzz;
 mod http;
 mod listen;
 mod locks;
@@ -55,6 +56,7 @@ mod messaging;
 mod methods;
 mod metrics;
 mod outbound;
+mod prometheus;
 mod protocol;
 mod security;
 mod server;
@@ -69,6 +71,8 @@ use session_filter::{SessionStore, StoreOptions};
 
 pub use crate::config::{Config, ConfigError};
 pub use crate::error::RpcError;
+#[doc(hidden)]
+pub use crate::fuzz::{fuzz_decode, Decoded};
 pub use crate::locks::{Scope, MAX_LOCK_NAME};
 pub use crate::security::{
     hash_password, random_password, verify_password, Authenticator, ConfigAuthenticator, Decision,
@@ -110,12 +114,32 @@ impl ServerBuilder {
             store,
             roles,
             authenticators,
-            metrics::Collectors::default(),
+            metrics::Collectors::with_configured(
+                self.config
+                    .metrics
+                    .collectors
+                    .iter()
+                    .map(|c| c.spec())
+                    .collect(),
+            ),
         );
         Server {
             shared: Arc::new(shared),
             config: Arc::new(self.config),
         }
+    }
+}
+
+/// The params object of a method (`null` is no params).
+fn object(
+    params: serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, RpcError> {
+    match params {
+        serde_json::Value::Object(map) => Ok(map),
+        serde_json::Value::Null => Ok(serde_json::Map::new()),
+        other => Err(RpcError::params(format!(
+            "params must be an object, found {other}"
+        ))),
     }
 }
 
@@ -179,14 +203,93 @@ impl Server {
         http::router(self.shared.clone(), self.config.clone(), local)
     }
 
+    /// Adds or replaces a session metric collector in process, with the
+    /// params of `metrics.put_session_collector` (SPEC 11.9):
+    /// `{"name","filter","group_by"?,"max_groups"?,"remove_empty"?,"export"?}`.
+    /// The errors are the method's (-32602, 106). Needs a tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn run(server: session_filter_server::Server) -> Result<(), session_filter_server::RpcError> {
+    /// use serde_json::json;
+    /// server
+    ///     .put_session_collector(json!({
+    ///         "name": "traders_by_country",
+    ///         "filter": "hasRoles ['trader']",
+    ///         "group_by": ["$Country"],
+    ///     }))
+    ///     .await?;
+    /// let figures = server.fetch_metrics(json!({"names": ["traders_by_country"]})).await?;
+    /// # drop(figures);
+    /// # Ok(()) }
+    /// ```
+    pub async fn put_session_collector(&self, params: serde_json::Value) -> Result<(), RpcError> {
+        match metrics::Request::parse("metrics.put_session_collector", object(params)?)? {
+            metrics::Request::Put(spec) => {
+                self.shared.metrics.start_configured(&self.shared.store);
+                self.shared.metrics.put(&self.shared.store, spec)
+            }
+            _ => Err(RpcError::params("not a collector")),
+        }
+    }
+
+    /// Removes a collector; false when there was none.
+    pub fn remove_session_collector(&self, name: &str) -> bool {
+        self.shared.metrics.remove(name)
+    }
+
+    /// What `metrics.fetch` answers for these params (`{"names"?}`): every
+    /// collector caught up with the changes made before the call.
+    pub async fn fetch_metrics(
+        &self,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, RpcError> {
+        match metrics::Request::parse("metrics.fetch", object(params)?)? {
+            metrics::Request::Fetch(names) => {
+                self.shared.metrics.start_configured(&self.shared.store);
+                metrics::fetch(&self.shared, names.as_deref()).await
+            }
+            _ => Err(RpcError::params("not a fetch")),
+        }
+    }
+
+    /// The router of `[metrics] listen`: `/metrics` alone, to any peer.
+    pub fn metrics_router(&self) -> axum::Router {
+        prometheus::router(self.shared.clone())
+    }
+
+    /// The Prometheus exposition (text format 0.0.4) that `/metrics`
+    /// serves: the exported collectors and the server's own figures.
+    pub fn metrics_text(&self) -> String {
+        prometheus::render(&self.shared)
+    }
+
     /// Serves on `listener` until `shutdown` completes, then closes every
-    /// session (`SERVER_CLOSING`) and returns.
+    /// session (`SERVER_CLOSING`) and returns. The configuration's
+    /// collectors start here; with `[metrics] listen` set, `/metrics` is
+    /// served on that address too (printed on stderr as `metrics on
+    /// http://HOST:PORT/metrics`) and not on `listener`.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let local = listener.local_addr()?;
+        self.shared.metrics.start_configured(&self.shared.store);
+        if let Some(address) = &self.config.metrics.listen {
+            let metrics = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {address} for metrics: {e}"),
+                )
+            })?;
+            eprintln!("metrics on http://{}/metrics", metrics.local_addr()?);
+            let app = self.metrics_router();
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let stop = async move { shared.shutdown.notified().await };
+                let _ = axum::serve(metrics, app).with_graceful_shutdown(stop).await;
+            });
+        }
         let app = self
             .router(local)
             .into_make_service_with_connect_info::<SocketAddr>();

@@ -46,7 +46,6 @@ pub(crate) struct Shared {
     pub(crate) stats: Stats,
     pub(crate) locks: crate::locks::LockTable,
     pub(crate) messaging: crate::messaging::Messaging,
-    #[allow(dead_code)] // the metrics (issue 24), next
     pub(crate) metrics: crate::metrics::Collectors,
     /// Notified once when the server starts shutting down.
     pub(crate) shutdown: Notify,
@@ -128,7 +127,6 @@ impl Shared {
     }
 
     /// The number of sessions by state: (active, disconnected).
-    #[allow(dead_code)] // read by the metrics (issue 24), next
     pub(crate) fn session_states(&self) -> (usize, usize) {
         let clients = self.all_clients();
         let disconnected = clients

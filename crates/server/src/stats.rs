@@ -45,7 +45,6 @@ impl Stats {
     }
 
     /// Sessions closed, by reason.
-    #[allow(dead_code)] // read by the metrics (issue 24), next
     pub(crate) fn closed_by_reason(&self) -> Vec<(CloseReason, u64)> {
         CloseReason::ALL
             .iter()
@@ -74,7 +73,6 @@ impl Stats {
     }
 
     /// Requests by method.
-    #[allow(dead_code)] // read by the metrics (issue 24), next
     pub(crate) fn requests(&self) -> BTreeMap<&'static str, RequestFigures> {
         self.requests
             .lock()

@@ -3,8 +3,6 @@
 //! HTTP/1.0 keeps the client small: the server closes the connection after
 //! each answer and streams (server-sent events) are not chunked.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -14,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_session-filter");
+use super::BIN;
 
 /// A running server, killed when dropped.
 pub struct Server {
@@ -289,14 +287,4 @@ impl Events {
         }
         panic!("the awaited event did not arrive in {timeout:?}; saw {seen:?}");
     }
-}
-
-/// Runs the CLI and returns (exit code, stdout, stderr).
-pub fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("the CLI runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }

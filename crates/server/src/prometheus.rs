@@ -1,0 +1,326 @@
+//! `GET /metrics`: the Prometheus text format, version 0.0.4 (SPEC 11.9).
+//!
+//! Written by `prometheus-client` (the Prometheus project's own Rust
+//! client): its `prometheus_text` encoder writes 0.0.4 with counters
+//! declared under their full `_total` name and label values escaped. The
+//! figures are not copied into the crate's metric types: a
+//! [`prometheus_client::collector::Collector`] encodes them on each scrape
+//! straight from the collectors' groups and the server's counters, so a
+//! scrape allocates nothing per series and a change pays nothing for it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::metrics::ServerFigures;
+use crate::server::Shared;
+use crate::stats::BUCKETS;
+
+/// The exposition of every figure, as `/metrics` serves it.
+pub(crate) fn render(shared: &Arc<Shared>) -> String {
+    shared.metrics.start_configured(&shared.store);
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Exposition(shared.clone())));
+    let mut out = String::new();
+    // Writing to a String cannot fail, and our collector never fails.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
+    out
+}
+
+fn response(shared: &Arc<Shared>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
+        render(shared),
+    )
+        .into_response()
+}
+
+/// `/metrics` on the main listener: loopback peers only.
+pub(crate) async fn local_only(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    match peer {
+        Some(peer) if peer.ip().is_loopback() => response(&shared),
+        _ => (
+            StatusCode::FORBIDDEN,
+            "/metrics answers loopback peers only here (set [metrics] listen to serve it to others)\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn any_peer(State(shared): State<Arc<Shared>>) -> Response {
+    response(&shared)
+}
+
+/// The router of `[metrics] listen`: `/metrics` to any peer.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(any_peer))
+        .with_state(shared)
+}
+
+/// Encodes the figures on each scrape.
+struct Exposition(Arc<Shared>);
+
+impl fmt::Debug for Exposition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Exposition")
+    }
+}
+
+/// `{collector="NAME", LABEL="VALUE", …}` of one group.
+struct GroupLabels<'a> {
+    collector: &'a str,
+    names: &'a [String],
+    values: &'a [String],
+}
+
+impl EncodeLabelSet for GroupLabels<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
+        ("collector", self.collector).encode(encoder.encode_label())?;
+        for (name, value) in self.names.iter().zip(self.values) {
+            (name.as_str(), value.as_str()).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+/// Which figure of a group a family shows.
+#[derive(Clone, Copy)]
+enum Figure {
+    Sessions,
+    Opened,
+    Closed,
+}
+
+impl Exposition {
+    fn server(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let shared = &self.0;
+        let figures = ServerFigures::read(shared);
+        let mut e = encoder.encode_descriptor(
+            "session_filter_sessions",
+            "Open sessions by state",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, n) in [
+            ("active", figures.active),
+            ("disconnected", figures.disconnected),
+        ] {
+            e.encode_family(&[("state", state)])?
+                .encode_gauge(&(n as u64))?;
+        }
+        counter(
+            encoder,
+            "session_filter_sessions_opened",
+            "Sessions opened",
+            figures.opened,
+        )?;
+        let mut e = encoder.encode_descriptor(
+            "session_filter_sessions_closed",
+            "Sessions closed, by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, n) in &figures.closed {
+            e.encode_family(&[("reason", *reason)])?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+        }
+        let requests = shared.stats.requests();
+        let mut e = encoder.encode_descriptor(
+            "session_filter_requests",
+            "Requests answered, by method and outcome",
+            None,
+            MetricType::Counter,
+        )?;
+        for (method, r) in &requests {
+            for (outcome, n) in [("ok", r.ok), ("error", r.error)] {
+                e.encode_family(&[("method", *method), ("outcome", outcome)])?
+                    .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+            }
+        }
+        let mut e = encoder.encode_descriptor(
+            "session_filter_request_duration_seconds",
+            "Time to answer a request, by method",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (method, r) in &requests {
+            // The figures count each request in every bucket it fits;
+            // the encoder wants each bucket's own count.
+            let mut below = 0;
+            let buckets: Vec<(f64, u64)> = BUCKETS
+                .iter()
+                .zip(r.buckets)
+                .map(|(bound, cumulative)| {
+                    let own = cumulative.saturating_sub(below);
+                    below = cumulative;
+                    (*bound, own)
+                })
+                .collect();
+            e.encode_family(&[("method", *method)])?
+                .encode_histogram::<NoLabelSet>(r.sum_seconds, r.ok + r.error, &buckets, None)?;
+        }
+        counter(
+            encoder,
+            "session_filter_outbound_dropped",
+            "Messages discarded by an outbound queue overflow",
+            shared.stats.dropped.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            encoder,
+            "session_filter_listeners",
+            "Listeners registered",
+            figures.listeners as u64,
+        )?;
+        gauge(
+            encoder,
+            "session_filter_locks_held",
+            "Session locks owned",
+            figures.locks_held as u64,
+        )?;
+        gauge(
+            encoder,
+            "session_filter_lock_waiters",
+            "Lock acquires waiting",
+            figures.lock_waiters as u64,
+        )?;
+        counter(
+            encoder,
+            "session_filter_messages_sent",
+            "messaging.request deliveries",
+            shared.stats.messages_sent.load(Ordering::Relaxed),
+        )
+    }
+
+    fn collectors(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let collectors: Vec<_> = self
+            .0
+            .metrics
+            .all()
+            .into_iter()
+            .filter(|c| c.spec.export)
+            .collect();
+        for (name, help, kind, figure) in [
+            (
+                "session_filter_collector_sessions",
+                "Open sessions that match a session metric collector, by group",
+                MetricType::Gauge,
+                Figure::Sessions,
+            ),
+            (
+                "session_filter_collector_opened",
+                "Sessions that entered a collector's group",
+                MetricType::Counter,
+                Figure::Opened,
+            ),
+            (
+                "session_filter_collector_closed",
+                "Sessions that left a collector's group (closed or no longer matching)",
+                MetricType::Counter,
+                Figure::Closed,
+            ),
+        ] {
+            let mut e = encoder.encode_descriptor(name, help, None, kind)?;
+            for c in &collectors {
+                let figures = c.figures();
+                for group in figures.groups() {
+                    let labels = GroupLabels {
+                        collector: &c.spec.name,
+                        names: &c.labels,
+                        values: &group.values,
+                    };
+                    let mut m = e.encode_family(&labels)?;
+                    match figure {
+                        Figure::Sessions => m.encode_gauge(&group.sessions)?,
+                        Figure::Opened => {
+                            m.encode_counter::<NoLabelSet, _, u64>(&group.opened, None)?
+                        }
+                        Figure::Closed => {
+                            m.encode_counter::<NoLabelSet, _, u64>(&group.closed, None)?
+                        }
+                    }
+                }
+            }
+        }
+        let mut e = encoder.encode_descriptor(
+            "session_filter_collector_ungrouped",
+            "Sessions of a collector in no kept group (past max_groups)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for c in &collectors {
+            let n = c.figures().ungrouped();
+            e.encode_family(&[("collector", c.spec.name.as_str())])?
+                .encode_gauge(&n)?;
+        }
+        Ok(())
+    }
+}
+
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, _, u64>(&value, None)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&value)
+}
+
+impl Collector for Exposition {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        self.server(&mut encoder)?;
+        self.collectors(&mut encoder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn status_for(peer: &str) -> StatusCode {
+        let server = crate::Server::builder(crate::Config::parse("").unwrap()).build();
+        let mut request = axum::extract::Request::new(axum::body::Body::empty());
+        let peer: SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        local_only(State(server.shared.clone()), request)
+            .await
+            .status()
+    }
+
+    #[tokio::test]
+    async fn only_loopback_peers_on_the_main_listener() {
+        assert_eq!(status_for("127.0.0.1:5000").await, StatusCode::OK);
+        assert_eq!(status_for("[::1]:5000").await, StatusCode::OK);
+        assert_eq!(status_for("10.1.2.3:5000").await, StatusCode::FORBIDDEN);
+        assert_eq!(
+            status_for("[2001:db8::1]:5000").await,
+            StatusCode::FORBIDDEN
+        );
+    }
+}
