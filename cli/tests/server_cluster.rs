@@ -199,11 +199,14 @@ impl Member {
             .expect("the server starts");
         let (tx, rx) = mpsc::channel();
         let stderr = child.stderr.take().expect("stderr");
+        let echo = std::env::var_os("SESSION_FILTER_CLUSTER_LOG").is_some();
+        let who = name.to_owned();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
+                if echo {
+                    eprintln!("[{who}] {line}");
                 }
+                let _ = tx.send(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -688,4 +691,118 @@ fn messages_reach_sessions_on_every_member_and_answers_come_back() {
             109
         );
     });
+}
+
+/// One stretch in which a client knew it owned a lock: from the grant it
+/// read to the release it had not sent yet (or the kill of its member).
+#[derive(Debug, Clone)]
+struct Stretch {
+    name: &'static str,
+    session: String,
+    sequence: u64,
+    from: Duration,
+    to: Duration,
+}
+
+#[test]
+fn lock_owners_never_overlap_across_members_even_through_kill_9() {
+    let Some(nats) = nats() else { return };
+    let mut members = three(&nats, "c6", 1000);
+    let urls: Vec<String> = members.iter().map(|m| m.url.clone()).collect();
+    let names: [&'static str; 2] = ["locks/x", "locks/y"];
+    let killed_at = std::sync::Arc::new(std::sync::OnceLock::<Duration>::new());
+    let rt = runtime();
+    let mut base = Instant::now();
+    let stretches = rt.block_on(async {
+        // Sessions first (a password check takes a while in a debug
+        // build), then the clock starts.
+        let mut sessions = Vec::new();
+        for (m, url) in urls.iter().enumerate() {
+            for c in 0..4usize {
+                let session = connect(url, OpenOptions::principal("ops", PASSWORD))
+                    .await
+                    .expect("a session");
+                sessions.push((m, c, session));
+            }
+        }
+        base = Instant::now();
+        let mut tasks = Vec::new();
+        {
+            for (m, c, session) in sessions {
+                let killed_at = killed_at.clone();
+                let name = names[(m + c) % 2];
+                tasks.push(tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    let end = Duration::from_secs(22);
+                    let mut i = 0u64;
+                    while base.elapsed() < end {
+                        let left = end.saturating_sub(base.elapsed());
+                        let Ok(Ok(guard)) =
+                            tokio::time::timeout(left, session.lock(name, "session")).await
+                        else {
+                            break;
+                        };
+                        let from = base.elapsed();
+                        i += 1;
+                        tokio::time::sleep(Duration::from_millis((i * 7 + m as u64 * 3) % 25))
+                            .await;
+                        let sequence = guard.sequence;
+                        let mut to = base.elapsed();
+                        let released = guard.release().await;
+                        if let (2, Some(k)) = (m, killed_at.get()) {
+                            // A client of the killed member owned nothing
+                            // after the kill.
+                            to = to.min(*k);
+                        }
+                        mine.push(Stretch {
+                            name,
+                            session: session.id(),
+                            sequence,
+                            from,
+                            to,
+                        });
+                        if released.is_err() {
+                            break;
+                        }
+                    }
+                    mine
+                }));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let _ = killed_at.set(base.elapsed());
+        eprintln!("killing m3 at {:?}", base.elapsed());
+        members[2].kill_9();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("a client task"));
+        }
+        all
+    });
+    let kill = *killed_at.get().expect("killed");
+    for name in names {
+        let mut mine: Vec<&Stretch> = stretches.iter().filter(|s| s.name == name).collect();
+        mine.sort_by_key(|s| s.from);
+        assert!(mine.len() > 10, "{name}: only {} grants", mine.len());
+        for pair in mine.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            assert!(a.to <= b.from, "two owners of {name}: {a:?} and {b:?}");
+            assert!(
+                b.sequence > a.sequence,
+                "the sequence of {name} went back: {a:?} then {b:?}"
+            );
+        }
+        let after = mine.iter().filter(|s| s.from > kill).count();
+        assert!(after > 0, "{name}: no grant after member 3 was killed");
+        // The first grant after the kill that waited for the dead member.
+        let resumed = mine
+            .windows(2)
+            .filter(|p| p[1].from > kill)
+            .map(|p| p[1].from.saturating_sub(p[0].to))
+            .max();
+        eprintln!(
+            "{name}: {} grants checked, {after} after the kill; the longest hand-off {resumed:?}",
+            mine.len()
+        );
+    }
 }

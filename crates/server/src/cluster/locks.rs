@@ -403,9 +403,14 @@ impl ClusterLocks {
 
     /// Member `dead` is known dead: its sessions own and wait for nothing.
     pub(crate) async fn member_died(&self, _shared: &Arc<Shared>, cluster: &Cluster, dead: &str) {
-        let Ok(names) = self.names().await else {
-            return;
+        let names = match self.names().await {
+            Ok(names) => names,
+            Err(e) => {
+                super::tracing_note(&format!("cannot list the locks: {e}"));
+                return;
+            }
         };
+        super::tracing_note(&format!("{dead} is dead: letting go of its locks"));
         for name in names {
             let alive = cluster.alive();
             let _ = self
@@ -420,6 +425,7 @@ impl ClusterLocks {
                     ((), changed)
                 })
                 .await;
+            super::tracing_note(&format!("{dead}'s hold on {name:?} let go"));
         }
     }
 

@@ -501,9 +501,9 @@ impl Cluster {
     }
 }
 
-fn tracing_note(text: &str) {
+pub(crate) fn tracing_note(text: &str) {
     if std::env::var_os("SESSION_FILTER_CLUSTER_LOG").is_some() {
-        eprintln!("cluster: {text}");
+        eprintln!("cluster: {:?} {text}", SystemTime::now());
     }
 }
 
