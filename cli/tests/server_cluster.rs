@@ -698,6 +698,7 @@ fn messages_reach_sessions_on_every_member_and_answers_come_back() {
 #[derive(Debug, Clone)]
 struct Stretch {
     name: &'static str,
+    #[allow(dead_code)] // shown in a failure's message
     session: String,
     sequence: u64,
     from: Duration,
