@@ -180,6 +180,18 @@ impl Member {
         name: &str,
         timeout_ms: u64,
     ) -> Result<Member, String> {
+        Member::try_start_with(nats, cluster, name, timeout_ms, &[])
+    }
+
+    /// [`Member::try_start`] with more arguments for the server; the binary
+    /// is `SESSION_FILTER_BIN` when set (a release build for figures).
+    fn try_start_with(
+        nats: &NatsServer,
+        cluster: &str,
+        name: &str,
+        timeout_ms: u64,
+        extra: &[&str],
+    ) -> Result<Member, String> {
         static CONFIGS: AtomicUsize = AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
             "session-server-{}-{}-{name}.toml",
@@ -187,11 +199,13 @@ impl Member {
             CONFIGS.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::write(&path, config(name, timeout_ms)).expect("the config");
-        let mut child = Command::new(BIN)
+        let bin = std::env::var("SESSION_FILTER_BIN").unwrap_or_else(|_| BIN.to_owned());
+        let mut child = Command::new(bin)
             .arg("server")
             .arg("--config")
             .arg(&path)
             .args(["--nats", &nats.url(), "--cluster", cluster])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -806,4 +820,130 @@ fn lock_owners_never_overlap_across_members_even_through_kill_9() {
             mine.len()
         );
     }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Figures for the README (run by hand, with a release build:
+/// `cargo build --release -p session-filter-cli && SESSION_FILTER_BIN=
+/// <target>/release/session-filter cargo test -p session-filter-cli --test
+/// server_cluster figures -- --ignored --nocapture`): three members with
+/// 20 000 sessions each against one member with 60 000, close by filter;
+/// lock hand-off between sessions on two members; a listener's latency for
+/// a change on another member.
+#[test]
+#[ignore = "figures, run by hand"]
+fn figures() {
+    let Some(nats) = nats() else { return };
+    let per_member = std::env::var("FIGURES_SESSIONS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(20_000);
+    let rounds = 200;
+    let filter = "Department in ['Trading', 'Payroll'] or Tier is 'gold'";
+    let rt = runtime();
+    // One member with every session.
+    let single = Member::try_start_with(
+        &nats,
+        "solo",
+        "solo",
+        5000,
+        &["--demo", &(3 * per_member).to_string()],
+    )
+    .expect("the single member");
+    let single_close = rt.block_on(async {
+        let ops = single.ops().await;
+        let n = ops.count(filter).await.expect("count");
+        let started = Instant::now();
+        let r = ops
+            .call("clients.close", json!({ "filter": filter }))
+            .await
+            .expect("close");
+        let took = started.elapsed();
+        assert_eq!(r["count"].as_u64(), Some(n));
+        (n, took)
+    });
+    drop(single);
+    let demo = per_member.to_string();
+    let members: Vec<Member> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|n| {
+            Member::try_start_with(&nats, "bench", n, 5000, &["--demo", &demo]).expect("a member")
+        })
+        .collect();
+    rt.block_on(async {
+        let ops: Vec<Session> = {
+            let mut v = Vec::new();
+            for m in &members {
+                v.push(m.ops().await);
+            }
+            v
+        };
+        let n = ops[0].count(filter).await.expect("count");
+        let started = Instant::now();
+        let r = ops[0].call("clients.close", json!({ "filter": filter })).await.expect("close");
+        let cluster_close = started.elapsed();
+        assert_eq!(r["count"].as_u64(), Some(n), "{r}");
+        assert_eq!(r["partial"], false);
+        eprintln!(
+            "close by filter: one member, {} sessions: {} closed in {:?}; three members, {per_member} each: {n} closed in {:?} ({:.2}x)",
+            3 * per_member,
+            single_close.0,
+            single_close.1,
+            cluster_close,
+            cluster_close.as_secs_f64() / single_close.1.as_secs_f64()
+        );
+        // Lock hand-off: a holder on one member releases, a waiter on
+        // another gets it; the time from the release to the grant.
+        let mut hand_offs = Vec::new();
+        let mut holder = ops[0].lock("locks/bench", "session").await.expect("lock");
+        for i in 0..rounds {
+            let next = ops[(i + 1) % 3].clone();
+            let waiting = tokio::spawn(async move {
+                let g = next.lock("locks/bench", "session").await;
+                (g, Instant::now())
+            });
+            // Let the waiter queue up.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let released = Instant::now();
+            assert!(holder.release().await.expect("release"));
+            let (g, at) = waiting.await.expect("the waiter");
+            hand_offs.push(at.saturating_duration_since(released));
+            holder = g.expect("granted");
+        }
+        hand_offs.sort();
+        eprintln!(
+            "lock hand-off across members ({rounds}): p50 {:?}, p99 {:?}",
+            percentile(&hand_offs, 0.5),
+            percentile(&hand_offs, 0.99)
+        );
+        // Listener latency: a listener on member 1, a change made on
+        // member 2 to its own session.
+        let watched = members[1].client("FX").await;
+        let mut listener = ops[0]
+            .listen(&format!("$SessionId is '{}'", watched.id()), &["Desk"], None)
+            .await
+            .expect("listen");
+        next_event(&mut listener, Duration::from_secs(5), |e| e["event"] == "open").await;
+        let mut latencies = Vec::new();
+        for i in 0..rounds {
+            let desk = if i % 2 == 0 { "Rates" } else { "FX" };
+            let started = Instant::now();
+            ops[1]
+                .set_properties(Target::id(watched.id()), &[("Desk", Some(desk))])
+                .await
+                .expect("set");
+            next_event(&mut listener, Duration::from_secs(5), |e| e["event"] == "update").await;
+            latencies.push(started.elapsed());
+        }
+        latencies.sort();
+        eprintln!(
+            "listener latency, change on another member ({rounds}): p50 {:?}, p99 {:?}",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
+    });
 }
