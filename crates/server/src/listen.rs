@@ -242,9 +242,18 @@ impl Forward {
             let note = match event {
                 WatchEvent::Lagged { .. } => {
                     // The queue of the listener could not keep up.
-                    if let Sink::Local(client) = &self.sink {
-                        self.shared
-                            .close(&client.id, CloseReason::MessageQueueLimitReached);
+                    match &self.sink {
+                        Sink::Local(client) => {
+                            self.shared
+                                .close(&client.id, CloseReason::MessageQueueLimitReached);
+                        }
+                        Sink::Remote { nats, subject } => {
+                            // The listening member closes its session as if
+                            // its own queue had overflowed.
+                            let _ = nats
+                                .publish(subject.clone(), crate::cluster::listen::LAGGED.into())
+                                .await;
+                        }
                     }
                     break;
                 }

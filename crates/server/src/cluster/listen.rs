@@ -25,6 +25,8 @@ use crate::session::{Client, CloseReason};
 pub(crate) const LISTEN: &str = "cluster.listen";
 /// The method name that stops one.
 pub(crate) const UNLISTEN: &str = "cluster.unlisten";
+/// What a remote watch publishes when it could not keep up.
+pub(crate) const LAGGED: &str = "{\"lagged\":true}";
 
 /// One other member's stream for a listener.
 struct Stream {
@@ -191,6 +193,10 @@ async fn receive_one(
             message = events.next() => {
                 let Some(message) = message else { break };
                 let Ok(text) = String::from_utf8(message.payload.to_vec()) else { continue };
+                if text == LAGGED {
+                    shared.close(&client.id, CloseReason::MessageQueueLimitReached);
+                    break;
+                }
                 if let Ok(note) = serde_json::from_str::<Value>(&text) {
                     let params = &note["params"];
                     if let Some(id) = params["session_id"].as_str() {

@@ -871,3 +871,50 @@ async fn fetch(
     mark_partial(&mut result, missing);
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_subjects_and_buckets() {
+        for good in ["a", "prod-eu_1", "X9"] {
+            assert!(check_name("cluster", good).is_ok(), "{good}");
+        }
+        for bad in ["", "a.b", "a b", "*", ">", "é", &"x".repeat(65)] {
+            assert!(check_name("member", bad).is_err(), "{bad}");
+        }
+        assert_eq!(member_subject("c", "m1"), "session-server.c.member.m1");
+        assert_eq!(locks_bucket("c"), "session-server-c-locks");
+    }
+
+    #[test]
+    fn answers_keep_results_and_errors_as_they_were() {
+        let ok = encode_answer("m2", &Ok(json!({"count": 3})));
+        assert_eq!(
+            decode_answer(&ok),
+            ("m2".to_owned(), Ok(json!({"count": 3})))
+        );
+        let error = RpcError::NoSuchSession("abc".into());
+        let (member, back) = decode_answer(&encode_answer("m3", &Err(error.clone())));
+        assert_eq!(member, "m3");
+        let back = back.expect_err("an error");
+        assert_eq!(back.code(), 107);
+        assert_eq!(back.to_json(), error.to_json());
+        let (_, garbage) = decode_answer(b"not json");
+        assert_eq!(garbage.expect_err("an error").code(), 106);
+    }
+
+    #[test]
+    fn partial_results_say_who_is_missing() {
+        let mut r = json!({"count": 1});
+        mark_partial(&mut r, vec!["m3".into(), "m2".into(), "m3".into()]);
+        assert_eq!(
+            r,
+            json!({"count": 1, "partial": true, "missing": ["m2", "m3"]})
+        );
+        let mut r = json!({"count": 1});
+        mark_partial(&mut r, Vec::new());
+        assert_eq!(r["partial"], false);
+    }
+}
