@@ -947,3 +947,74 @@ fn figures() {
         );
     });
 }
+
+#[test]
+fn a_member_paused_past_the_expiry_is_declared_dead_and_rejoins_empty() {
+    let Some(nats) = nats() else { return };
+    let members = three(&nats, "c7", 500);
+    runtime().block_on(async {
+        let ops = members[0].ops().await;
+        let paused = members[1].ops().await;
+        let held = paused.lock("locks/p", "session").await.expect("granted");
+        let waiter = tokio::spawn({
+            let ops = ops.clone();
+            async move { ops.lock("locks/p", "session").await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(ops.count("all").await.expect("count"), 2);
+        members[1].signal("-STOP");
+        // Known dead: the lock goes to the waiter on member 1, and the
+        // member's sessions are no longer counted nor expected.
+        let granted = tokio::time::timeout(Duration::from_secs(20), waiter)
+            .await
+            .expect("granted within 20 s")
+            .expect("the task")
+            .expect("granted");
+        assert!(granted.sequence > held.sequence);
+        let r = ops
+            .call("clients.count", json!({"filter": "all"}))
+            .await
+            .expect("count");
+        assert_eq!(
+            (r["count"].as_u64(), &r["partial"]),
+            (Some(1), &json!(false)),
+            "{r}"
+        );
+        assert_eq!(code(ops.get_properties(&paused.id(), None).await), 107);
+        // It wakes up: it learns it was declared dead, closes its sessions
+        // and rejoins empty.
+        members[1].signal("-CONT");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while paused.closed_reason().is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(paused.closed_reason().as_deref(), Some("CONNECTION_LOST"));
+        let fresh = members[1].client("FX").await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = ops
+                .get_properties(&fresh.id(), Some(&["$ServerName"]))
+                .await;
+            if let Ok(p) = r {
+                assert_eq!(p["$ServerName"], "m2");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the member did not rejoin: {r:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The lock stayed with the one owner it was granted to.
+        let listed = ops.call("locks.list", json!({})).await.expect("list");
+        assert_eq!(
+            listed["locks"]["locks/p"]["session_id"],
+            json!(ops.id()),
+            "{listed}"
+        );
+        assert_eq!(
+            listed["locks"]["locks/p"]["sequence"],
+            json!(granted.sequence)
+        );
+    });
+}

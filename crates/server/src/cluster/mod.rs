@@ -266,8 +266,8 @@ impl Cluster {
         tokio::spawn(me.clone().watch_roster(members.clone(), synced.clone()));
         // Wait (a little) for the roster's current entries.
         let _ = tokio::time::timeout(Duration::from_secs(3), synced.notified()).await;
-        tokio::spawn(me.clone().refresh(members, payload));
-        tokio::spawn(me.clone().detect_deaths(shared.clone()));
+        tokio::spawn(me.clone().refresh(shared.clone(), members.clone(), payload));
+        tokio::spawn(me.clone().detect_deaths(shared.clone(), members));
         tokio::spawn(serve(shared.clone(), me.clone(), sub_direct, false));
         tokio::spawn(serve(shared.clone(), me.clone(), sub_all, true));
         tokio::spawn(locks::watch(shared.clone(), me.clone()));
@@ -275,15 +275,31 @@ impl Cluster {
     }
 
     /// Rewrites the entry every [`REFRESH`]; recreates the bucket when the
-    /// broker lost it (a restart).
-    async fn refresh(self: Arc<Self>, mut members: kv::Store, payload: Vec<u8>) {
+    /// broker lost it (a restart). A member that could not refresh for
+    /// [`FORGET_AFTER`] (a long pause, a partition) was declared dead by the
+    /// others, who reported its sessions closed and granted its locks on:
+    /// it closes its sessions (`CONNECTION_LOST`) and rejoins empty.
+    async fn refresh(
+        self: Arc<Self>,
+        shared: Arc<Shared>,
+        mut members: kv::Store,
+        payload: Vec<u8>,
+    ) {
+        let mut last_ok = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(REFRESH).await;
+            if last_ok.elapsed() >= FORGET_AFTER {
+                tracing_note("this member was declared dead: closing its sessions, rejoining");
+                for client in shared.all_clients() {
+                    shared.close(&client.id, crate::session::CloseReason::ConnectionLost);
+                }
+            }
             if members
                 .put(&self.name, payload.clone().into())
                 .await
                 .is_ok()
             {
+                last_ok = tokio::time::Instant::now();
                 continue;
             }
             if let Ok(store) = open_bucket(
@@ -295,7 +311,13 @@ impl Cluster {
             .await
             {
                 members = store;
-                let _ = members.put(&self.name, payload.clone().into()).await;
+                if members
+                    .put(&self.name, payload.clone().into())
+                    .await
+                    .is_ok()
+                {
+                    last_ok = tokio::time::Instant::now();
+                }
             }
         }
     }
@@ -385,18 +407,43 @@ impl Cluster {
     }
 
     /// Watches for members that leave the alive set: each is known dead.
-    async fn detect_deaths(self: Arc<Self>, shared: Arc<Shared>) {
+    async fn detect_deaths(self: Arc<Self>, shared: Arc<Shared>, members: kv::Store) {
         let mut before: BTreeSet<String> = self.others().into_keys().collect();
         loop {
             tokio::time::sleep(DEATH_CHECK).await;
-            let now: BTreeSet<String> = self.others().into_keys().collect();
-            for dead in before.difference(&now) {
+            let mut now: BTreeSet<String> = self.others().into_keys().collect();
+            let candidates: Vec<String> = before.difference(&now).cloned().collect();
+            for dead in candidates {
+                // The roster may only be late (this member was paused, its
+                // watch behind): the bucket itself decides.
+                match members.entry(&dead).await {
+                    Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+                        let nanos =
+                            u64::try_from(entry.created.unix_timestamp_nanos()).unwrap_or(0);
+                        let heard = SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos);
+                        let fresh = SystemTime::now()
+                            .duration_since(heard)
+                            .map_or(true, |age| age < FORGET_AFTER);
+                        if fresh {
+                            if let Some(k) = lock(&self.roster).get_mut(&dead) {
+                                k.heard = heard;
+                            }
+                            now.insert(dead);
+                            continue;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        // The broker is away: nobody is declared dead now.
+                        now.insert(dead);
+                        continue;
+                    }
+                }
                 tracing_note(&format!("member {dead} is known dead"));
-                lock(&self.roster).remove(dead);
+                lock(&self.roster).remove(&dead);
                 let _ = self.deaths.send(dead.clone());
                 let me = self.clone();
                 let shared = shared.clone();
-                let dead = dead.clone();
                 tokio::spawn(async move { me.locks.member_died(&shared, &me, &dead).await });
             }
             before = now;
