@@ -618,6 +618,16 @@ fn a_listener_sees_the_sessions_of_every_member() {
             .next_timeout(Duration::from_millis(500))
             .await
             .is_none());
+        // A member that joins later: its sessions are seen too.
+        let m4 = Member::start(&nats, "c4", "m4", 1000);
+        let newcomer = m4.client("FX").await;
+        let e = next_event(&mut listener, Duration::from_secs(10), |_| true).await;
+        assert_eq!(
+            (e["event"].as_str(), e["session_id"].as_str()),
+            (Some("open"), Some(newcomer.id().as_str())),
+            "{e}"
+        );
+        assert_eq!(e["properties"]["$ServerName"], "m4");
     });
 }
 

@@ -39,10 +39,62 @@ struct Stream {
 /// not answer.
 pub(crate) struct Remote {
     cluster: Arc<Cluster>,
-    listener: String,
+    ask: Ask,
+    joins: tokio::sync::broadcast::Receiver<String>,
     streams: Vec<Stream>,
     /// The members that did not start a watch in time.
     pub(crate) missing: Vec<String>,
+}
+
+/// What a listener asks of the other members.
+#[derive(Clone)]
+struct Ask {
+    caller: String,
+    listener: String,
+    filter: String,
+    properties: Option<Value>,
+    after: Option<u64>,
+}
+
+/// Asks `member` to run a watch for a listener; its stream, or `None` when
+/// it did not answer in time.
+async fn ask(cluster: &Arc<Cluster>, member: String, a: &Ask) -> Option<Stream> {
+    let subject = format!(
+        "session-server.{}.events.{}.{:016x}",
+        cluster.cluster,
+        cluster.name,
+        crate::security::random_u64()
+    );
+    // Subscribed before the other member is asked: nothing is missed.
+    let events = cluster.nats.subscribe(subject.clone()).await.ok()?;
+    let _ = cluster.nats.flush().await;
+    let mut params = Map::new();
+    params.insert("filter".into(), json!(a.filter));
+    if let Some(p) = &a.properties {
+        params.insert("properties".into(), p.clone());
+    }
+    params.insert("after".into(), json!(a.after));
+    params.insert("listener".into(), json!(a.listener));
+    params.insert("subject".into(), json!(subject));
+    let wire = Wire {
+        rid: cluster.new_rid(),
+        from: cluster.name.clone(),
+        caller: a.caller.clone(),
+        method: LISTEN.into(),
+        params,
+        rows: None,
+    };
+    match cluster.forward(&member, &wire, cluster.timeout).await {
+        Ok(_) => Some(Stream {
+            member,
+            subject,
+            events,
+        }),
+        Err(_) => {
+            stop(cluster, &member, &subject);
+            None
+        }
+    }
 }
 
 /// Asks every other member to run a watch for `listener`.
@@ -54,60 +106,29 @@ pub(crate) async fn start(
     properties: Option<&Value>,
     after: Option<u64>,
 ) -> Remote {
+    let a = Ask {
+        caller: caller.to_owned(),
+        listener: listener.to_owned(),
+        filter: filter.to_owned(),
+        properties: properties.cloned(),
+        after,
+    };
+    // Members that join from now on are asked too.
+    let joins = cluster.joins.subscribe();
+    let members: Vec<String> = cluster.others().into_keys().collect();
+    let streams =
+        futures_util::future::join_all(members.iter().map(|m| ask(cluster, m.clone(), &a))).await;
     let mut remote = Remote {
         cluster: cluster.clone(),
-        listener: listener.to_owned(),
+        ask: a,
+        joins,
         streams: Vec::new(),
         missing: Vec::new(),
     };
-    let mut asks = Vec::new();
-    for member in cluster.others().into_keys() {
-        let subject = format!(
-            "session-server.{}.events.{}.{:016x}",
-            cluster.cluster,
-            cluster.name,
-            crate::security::random_u64()
-        );
-        // Subscribed before the other member is asked: nothing is missed.
-        let Ok(events) = cluster.nats.subscribe(subject.clone()).await else {
-            remote.missing.push(member);
-            continue;
-        };
-        let mut params = Map::new();
-        params.insert("filter".into(), json!(filter));
-        if let Some(p) = properties {
-            params.insert("properties".into(), p.clone());
-        }
-        params.insert("after".into(), json!(after));
-        params.insert("listener".into(), json!(listener));
-        params.insert("subject".into(), json!(subject));
-        let wire = Wire {
-            rid: cluster.new_rid(),
-            from: cluster.name.clone(),
-            caller: caller.to_owned(),
-            method: LISTEN.into(),
-            params,
-            rows: None,
-        };
-        asks.push((member, subject, events, wire));
-    }
-    let _ = cluster.nats.flush().await;
-    let answers = futures_util::future::join_all(
-        asks.iter()
-            .map(|(member, _, _, wire)| cluster.forward(member, wire, cluster.timeout)),
-    )
-    .await;
-    for ((member, subject, events, _), answer) in asks.into_iter().zip(answers) {
-        match answer {
-            Ok(_) => remote.streams.push(Stream {
-                member,
-                subject,
-                events,
-            }),
-            Err(_) => {
-                stop(cluster, &member, &subject);
-                remote.missing.push(member);
-            }
+    for (member, stream) in members.into_iter().zip(streams) {
+        match stream {
+            Some(s) => remote.streams.push(s),
+            None => remote.missing.push(member),
         }
     }
     remote
@@ -147,24 +168,41 @@ impl Drop for StopOnDrop {
 }
 
 impl Remote {
-    /// Queues every stream's events on `client` until the listener ends.
+    /// Queues every stream's events on `client` until the listener ends;
+    /// asks each member that joins meanwhile for its stream too.
     pub(crate) async fn receive(self, shared: Arc<Shared>, client: Arc<Client>) {
         let Remote {
             cluster,
-            listener,
+            ask: a,
+            mut joins,
             streams,
             ..
         } = self;
-        futures_util::future::join_all(streams.into_iter().map(|s| {
+        let one = |s: Stream| {
             receive_one(
                 shared.clone(),
                 cluster.clone(),
                 client.clone(),
-                listener.clone(),
+                a.listener.clone(),
                 s,
             )
-        }))
-        .await;
+        };
+        let mut running: futures_util::stream::FuturesUnordered<_> =
+            streams.into_iter().map(one).collect();
+        loop {
+            tokio::select! {
+                Some(()) = running.next(), if !running.is_empty() => {}
+                joined = joins.recv() => match joined {
+                    Ok(member) => {
+                        if let Some(s) = ask(&cluster, member, &a).await {
+                            running.push(one(s));
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                },
+            }
+        }
     }
 }
 

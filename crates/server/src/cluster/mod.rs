@@ -149,6 +149,8 @@ pub(crate) struct Cluster {
     runtime: tokio::runtime::Handle,
     /// The name of each member known dead, when it is.
     pub(crate) deaths: broadcast::Sender<String>,
+    /// The name of each member that joins, when it is first seen.
+    pub(crate) joins: broadcast::Sender<String>,
     /// Watches run here for listeners on other members, by subject.
     remote_listeners: Mutex<HashMap<String, AbortHandle>>,
 }
@@ -260,6 +262,7 @@ impl Cluster {
             locks: locks::ClusterLocks::new(lock_bucket),
             runtime: tokio::runtime::Handle::current(),
             deaths: broadcast::channel(64).0,
+            joins: broadcast::channel(64).0,
             remote_listeners: Mutex::new(HashMap::new()),
         });
         let synced = Arc::new(tokio::sync::Notify::new());
@@ -412,6 +415,10 @@ impl Cluster {
         loop {
             tokio::time::sleep(DEATH_CHECK).await;
             let mut now: BTreeSet<String> = self.others().into_keys().collect();
+            for joined in now.difference(&before) {
+                tracing_note(&format!("member {joined} joined"));
+                let _ = self.joins.send(joined.clone());
+            }
             let candidates: Vec<String> = before.difference(&now).cloned().collect();
             for dead in candidates {
                 // The roster may only be late (this member was paused, its
