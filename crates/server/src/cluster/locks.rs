@@ -80,6 +80,10 @@ pub(crate) struct ClusterLocks {
     bucket: kv::Store,
     /// Pending acquires, by (name, session).
     pending: Mutex<Pending>,
+    /// The latest revision of each entry this member has read or written:
+    /// the watch may deliver an older one later (it lags), and an old
+    /// grant must not answer a new acquire.
+    seen: Mutex<HashMap<String, u64>>,
     /// The names each local session owns or waits for.
     involved: Mutex<HashMap<Arc<str>, HashSet<String>>>,
 }
@@ -111,6 +115,7 @@ impl ClusterLocks {
         ClusterLocks {
             bucket,
             pending: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
             involved: Mutex::new(HashMap::new()),
         }
     }
@@ -149,6 +154,9 @@ impl ClusterLocks {
                 ),
                 None => (Entry::default(), None),
             };
+            if let Some(r) = revision {
+                self.saw(key, r);
+            }
             let (result, changed) = f(&mut entry);
             if !changed {
                 return Ok((result, entry));
@@ -161,20 +169,40 @@ impl ClusterLocks {
                     .bucket
                     .create(key, value.into())
                     .await
-                    .map(|_| ())
                     .map_err(|e| e.to_string()),
                 Some(r) => self
                     .bucket
                     .update(key, value.into(), r)
                     .await
-                    .map(|_| ())
                     .map_err(|e| e.to_string()),
             };
             match written {
-                Ok(()) => return Ok((result, entry)),
+                Ok(revision) => {
+                    self.saw(key, revision);
+                    return Ok((result, entry));
+                }
                 Err(e) => last_error = e,
             }
         }
+    }
+
+    /// Notes that entry `key` is at `revision` at least.
+    fn saw(&self, key: &str, revision: u64) {
+        let mut seen = lock(&self.seen);
+        let known = seen.entry(key.to_owned()).or_insert(0);
+        *known = (*known).max(revision);
+    }
+
+    /// True when the watch's `revision` of `key` is older than one this
+    /// member already knows (then it says nothing new); else notes it.
+    fn stale(&self, key: &str, revision: u64) -> bool {
+        let mut seen = lock(&self.seen);
+        let known = seen.entry(key.to_owned()).or_insert(0);
+        if revision < *known {
+            return true;
+        }
+        *known = revision;
+        false
     }
 
     fn involve(&self, session: &Arc<str>, name: &str) {
@@ -185,11 +213,33 @@ impl ClusterLocks {
     }
 
     /// Answers the pending acquires of (name, session) with a grant.
-    fn deliver_grant(&self, shared: &Arc<Shared>, name: &str, owner: &Holder, seq: u64) {
+    /// With `at` (an entry's key and revision, from the watch), only when no
+    /// newer revision is known: checked under the pending table's lock, so
+    /// an acquire registered after a newer revision was seen never takes an
+    /// older grant.
+    fn deliver_grant(
+        &self,
+        shared: &Arc<Shared>,
+        name: &str,
+        owner: &Holder,
+        seq: u64,
+        at: Option<(&str, u64)>,
+    ) {
         let session: Arc<str> = Arc::from(owner.session.as_str());
-        let waiters = lock(&self.pending)
-            .remove(&(name.to_owned(), session))
-            .unwrap_or_default();
+        let waiters = {
+            let mut pending = lock(&self.pending);
+            if let Some((key, revision)) = at {
+                if lock(&self.seen)
+                    .get(key)
+                    .is_some_and(|&known| known > revision)
+                {
+                    return;
+                }
+            }
+            pending
+                .remove(&(name.to_owned(), session))
+                .unwrap_or_default()
+        };
         let answer = grant_answer_parts(name, seq, owner.scope);
         for w in waiters {
             shared.answer(&w.client, w.conn, &w.request, &Ok(answer.clone()));
@@ -263,7 +313,7 @@ impl ClusterLocks {
         match changed {
             Ok(((), entry)) => {
                 if let Some(owner) = entry.owner.as_ref().filter(|o| o.session == me.session) {
-                    self.deliver_grant(shared, &name, owner, entry.seq);
+                    self.deliver_grant(shared, &name, owner, entry.seq, None);
                 }
             }
             Err(e) => {
@@ -460,7 +510,8 @@ pub(crate) async fn watch(shared: Arc<Shared>, cluster: Arc<Cluster>) {
         if let Ok(mut entries) = locks.bucket.watch_with_history(">").await {
             while let Some(entry) = entries.next().await {
                 let Ok(entry) = entry else { break };
-                if entry.operation != kv::Operation::Put {
+                if entry.operation != kv::Operation::Put || locks.stale(&entry.key, entry.revision)
+                {
                     continue;
                 }
                 let (Some(name), Ok(e)) = (
@@ -474,7 +525,13 @@ pub(crate) async fn watch(shared: Arc<Shared>, cluster: Arc<Cluster>) {
                 };
                 let open = shared.client(&owner.session).is_some_and(|c| c.is_open());
                 if open {
-                    locks.deliver_grant(&shared, &name, owner, e.seq);
+                    locks.deliver_grant(
+                        &shared,
+                        &name,
+                        owner,
+                        e.seq,
+                        Some((&entry.key, entry.revision)),
+                    );
                 } else {
                     let cluster = cluster.clone();
                     let id = owner.session.clone();
