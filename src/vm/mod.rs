@@ -357,6 +357,39 @@ impl Program {
         self.0.ops.len()
     }
 
+    /// Bytes the program holds, estimated from above for a program compiled
+    /// from `text_len` bytes of filter text: its tables, the syntax tree it
+    /// keeps (counted node by node; its strings are no longer than the
+    /// text) and the interned strings it pins (no longer than the text
+    /// either, plus the interner's entry for each).
+    pub(crate) fn estimated_bytes(&self, text_len: usize) -> usize {
+        use crate::syntax::{Expr, Value};
+        use std::mem::size_of;
+        // Allocation overhead per heap block, and an interner entry.
+        const BLOCK: usize = 16;
+        const PINNED: usize = 48;
+        let inner = &*self.0;
+        let mut tree = 0;
+        let mut stack = vec![inner.filter.expr()];
+        while let Some(e) = stack.pop() {
+            let values = match e {
+                Expr::In { values, .. } => values.len(),
+                Expr::HasRoles { roles, .. } => roles.len(),
+                _ => 1,
+            };
+            tree += size_of::<Expr>() + BLOCK + values * (size_of::<Value>() + BLOCK);
+            stack.extend(e.children());
+        }
+        size_of::<Inner>()
+            + BLOCK
+            + tree
+            + inner.ops.len() * size_of::<Op>()
+            + inner.syms.len() * size_of::<Sym>()
+            + inner.sets.len() * size_of::<Pool>()
+            + inner._held.len() * (size_of::<Interned>() + PINNED)
+            + 2 * text_len
+    }
+
     /// The answer of a program that decides without testing anything:
     /// `Some(true)` for `all` and what folds to it, `Some(false)` for
     /// `not all` and the like, `None` for a program that tests sessions.
