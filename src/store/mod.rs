@@ -33,6 +33,7 @@
 mod cache;
 mod change;
 mod fetch;
+mod ids;
 mod index;
 mod limits;
 mod shard;
