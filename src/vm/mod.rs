@@ -580,8 +580,10 @@ impl Inner {
         }
     }
 
-    /// The regex `regex` matches the whole of the value `v`.
-    #[inline]
+    /// The regex `regex` matches the whole of the value `v`. Kept out of
+    /// line, so that [`Inner::test`] stays small enough to inline into the
+    /// block loops of the other tests.
+    #[inline(never)]
     fn is_match(&self, regex: u32, v: Sym) -> bool {
         self.regexes
             .get(regex as usize)
@@ -629,7 +631,25 @@ impl Inner {
                 let set = self.pool(values);
                 dense(block, here, |s| set.contains(&s.fixed_sym(slot)))
             }
+            // The common tests each get a loop of their own, so that the
+            // kind of test is decided once per block, not once per session
+            // (which inlining `Inner::test` would do only by luck).
+            Test::FixedIn { slot, values } => {
+                let slot = (slot as usize).min(FIXED_SLOTS - 1);
+                let set = self.pool(values);
+                sparse(block, here, |s| {
+                    let v = s.fixed[slot];
+                    v != Sym::NONE && contains(set, v)
+                })
+            }
             Test::OtherEq { key, value } => sparse(block, here, |s| s.other(key) == Some(value)),
+            Test::OtherIn { key, values } => {
+                let set = self.pool(values);
+                sparse(block, here, |s| {
+                    s.other(key).is_some_and(|v| contains(set, v))
+                })
+            }
+            Test::OtherHas { key } => sparse(block, here, |s| s.other(key).is_some()),
             Test::HasRoles { roles } => {
                 let set = self.pool(roles);
                 match set {
