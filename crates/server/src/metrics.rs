@@ -455,7 +455,7 @@ impl Collector {
     pub(crate) fn start(store: &Arc<SessionStore>, spec: Spec) -> Result<Collector, RpcError> {
         let program = store.compile(&spec.filter)?;
         let labels = label_names(&spec.group_by).map_err(RpcError::data)?;
-        let options = watch_options(&spec);
+        let (program, options) = watch_of(store, &spec, program);
         let watch = store.watch_compiled(&program, options.clone());
         let figures = Arc::new(Mutex::new(Figures::new(&spec)));
         let (flush, requests) = mpsc::unbounded_channel();
@@ -513,16 +513,37 @@ impl Collector {
     }
 }
 
-/// What a collector's watch reports: membership, and updates of its
-/// group-by keys with the session's properties (only ids without them).
-fn watch_options(spec: &Spec) -> WatchOptions {
-    let options = WatchOptions::new()
-        .capacity(WATCH_CAPACITY)
-        .membership_only();
+/// The watch of a collector: its filter and its options.
+///
+/// Without group-by, membership alone (ids, no properties). With group-by
+/// keys, the filter is widened by a clause that is always true but reads
+/// every key, `(F) and (has K or not has K)…`: the store's reverse index
+/// then finds the collector through the terms of `F` when a group-by key of
+/// a session changes, and evaluates only the collectors that session can
+/// match. (`updates_of(keys)` would say the same, but the store evaluates
+/// every watch that asked for updates of a key on each change of it: with
+/// thousands of collectors grouped by `$Country`, thousands of filters per
+/// change.) A filter the widened text does not compile for falls back to
+/// `updates_of`.
+fn watch_of(store: &SessionStore, spec: &Spec, program: Program) -> (Program, WatchOptions) {
+    let options = WatchOptions::new().capacity(WATCH_CAPACITY);
     if spec.group_by.is_empty() {
-        options.without_properties()
-    } else {
-        options.updates_of(spec.group_by.iter().cloned())
+        return (program, options.membership_only().without_properties());
+    }
+    let always: Vec<String> = spec
+        .group_by
+        .iter()
+        .map(|k| format!("(has {k} or not has {k})"))
+        .collect();
+    let widened = format!("({}) and {}", spec.filter, always.join(" and "));
+    match store.compile(&widened) {
+        Ok(widened) => (widened, options),
+        Err(_) => (
+            program,
+            options
+                .membership_only()
+                .updates_of(spec.group_by.iter().cloned()),
+        ),
     }
 }
 
