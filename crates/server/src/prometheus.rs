@@ -31,7 +31,6 @@ use crate::stats::BUCKETS;
 
 /// The exposition of every figure, as `/metrics` serves it.
 pub(crate) fn render(shared: &Arc<Shared>) -> String {
-    shared.metrics.start_configured(&shared.store);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Exposition(shared.clone())));
     let mut out = String::new();
