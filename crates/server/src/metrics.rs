@@ -35,7 +35,7 @@ pub(crate) const MAX_GROUPS: u64 = 10_000;
 const WATCH_CAPACITY: usize = 1 << 16;
 /// How often every collector's queued events are applied, besides on
 /// each fetch and scrape.
-const DRAIN_EVERY: Duration = Duration::from_millis(100);
+const DRAIN_EVERY: Duration = Duration::from_secs(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -172,6 +172,8 @@ pub(crate) struct Figures {
     /// Before a resync of a collector without group-by: the watch's count,
     /// and the group's opened and closed.
     restore_count: Option<(u64, u64, u64)>,
+    /// The watch's snapshot is delivered and no resync is under way.
+    settled: bool,
 }
 
 impl Figures {
@@ -187,6 +189,7 @@ impl Figures {
             ungrouped: 0,
             restore: None,
             restore_count: None,
+            settled: false,
         };
         if !figures.grouped() && !figures.remove_empty {
             figures.slot(Box::new([]));
@@ -491,6 +494,12 @@ impl Collector {
 
     /// Applies every event ready now; a watch that lagged is replaced.
     fn drain(&self, counted: &mut Counted) {
+        // Nothing queued and the snapshot delivered: no event, and no lag
+        // (events are dropped only when the queue is full, and the drain
+        // that emptied it took the `Lagged` marker too).
+        if counted.watch.queued() == 0 && counted.figures.settled {
+            return;
+        }
         loop {
             let mut lagged = false;
             while let Some(event) = counted.watch.try_recv() {
@@ -502,6 +511,7 @@ impl Collector {
             if !lagged {
                 if counted.watch.snapshot_remaining() == 0 {
                     counted.figures.end_restore();
+                    counted.figures.settled = true;
                 }
                 return;
             }
@@ -512,6 +522,7 @@ impl Collector {
                 .store
                 .watch_compiled(&self.program, self.options.clone());
             counted.figures.begin_restore(old);
+            counted.figures.settled = false;
         }
     }
 
