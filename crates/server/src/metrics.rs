@@ -151,6 +151,16 @@ pub(crate) struct Group {
     pub(crate) sessions: u64,
     pub(crate) opened: u64,
     pub(crate) closed: u64,
+    /// Its labels as `/metrics` writes them, made on the first scrape.
+    labels: std::sync::OnceLock<Box<str>>,
+}
+
+impl Group {
+    /// `{collector="NAME",LABEL="VALUE",…}`, escaped.
+    pub(crate) fn label_text(&self, collector: &str, names: &[String]) -> &str {
+        self.labels
+            .get_or_init(|| crate::prometheus::label_text(collector, names, &self.values))
+    }
 }
 
 /// A collector's figures.
@@ -233,6 +243,7 @@ impl Figures {
             sessions: 0,
             opened: 0,
             closed: 0,
+            labels: std::sync::OnceLock::new(),
         };
         let slot = match self.free.pop() {
             Some(slot) => {
