@@ -602,6 +602,8 @@ pub(crate) struct Collectors {
     /// Collectors of the configuration, put when the server starts.
     configured: Mutex<Option<Vec<Spec>>>,
     drainer: std::sync::OnceLock<()>,
+    /// The size of the last `/metrics` text.
+    pub(crate) last_scrape: std::sync::atomic::AtomicUsize,
 }
 
 impl Collectors {
@@ -612,6 +614,7 @@ impl Collectors {
             table: Arc::default(),
             configured: Mutex::new(Some(specs)),
             drainer: std::sync::OnceLock::new(),
+            last_scrape: Default::default(),
         }
     }
 

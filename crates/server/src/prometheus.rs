@@ -37,10 +37,16 @@ use crate::stats::BUCKETS;
 pub(crate) fn render(shared: &Arc<Shared>) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Exposition(shared.clone())));
-    let mut out = String::new();
+    // As large as the last one and a bit: no copy as the text grows.
+    let last = shared.metrics.last_scrape.load(Ordering::Relaxed);
+    let mut out = String::with_capacity(last + last / 8 + 4096);
     // Writing to a String cannot fail, and our collector never fails.
     let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
     write_collectors(shared, &mut out);
+    shared
+        .metrics
+        .last_scrape
+        .store(out.len(), Ordering::Relaxed);
     out
 }
 
