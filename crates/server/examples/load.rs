@@ -33,7 +33,7 @@
 //! capped to fit it (each side holds one descriptor per session).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read as _};
+use std::io::{BufRead, BufReader, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -177,16 +177,29 @@ fn serve(config: &str) -> Res<()> {
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         eprintln!("listening on http://{}", listener.local_addr()?);
+        // Each line on stdin asks for the allocator's figures; its end
+        // stops the server.
         let stop = async {
             let _ = tokio::task::spawn_blocking(|| {
-                let mut sink = Vec::new();
-                let _ = std::io::stdin().read_to_end(&mut sink);
+                for line in std::io::stdin().lines() {
+                    if line.is_err() {
+                        break;
+                    }
+                    eprintln!("heap {}", heap_in_use());
+                }
             })
             .await;
         };
         server.serve(listener, stop).await?;
         Ok(())
     })
+}
+
+/// Bytes glibc's allocator has handed out and not had back.
+fn heap_in_use() -> usize {
+    // SAFETY: mallinfo2 only reads the allocator's counters.
+    let info = unsafe { libc::mallinfo2() };
+    info.uordblks + info.hblkhd
 }
 
 fn config_text(hash: &str) -> String {
@@ -218,6 +231,21 @@ regex = "g[0-9]"
 struct ServerChild {
     child: Child,
     addr: SocketAddr,
+    heap: mpsc::UnboundedReceiver<usize>,
+}
+
+impl ServerChild {
+    /// The server's heap in use, in bytes (glibc's `mallinfo2`).
+    async fn heap(&mut self) -> Res<usize> {
+        let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;
+        writeln!(stdin, "heap")?;
+        stdin.flush()?;
+        Ok(
+            tokio::time::timeout(Duration::from_secs(5), self.heap.recv())
+                .await?
+                .ok_or("the server stopped")?,
+        )
+    }
 }
 
 impl Drop for ServerChild {
@@ -241,7 +269,12 @@ fn start_server() -> Res<ServerChild> {
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("server.toml");
     std::fs::write(&path, config_text(&hash))?;
-    let mut child = Command::new(std::env::current_exe()?)
+    // LOAD_SERVER_PREFIX runs the server under a profiler (`heaptrack`).
+    let prefix = std::env::var("LOAD_SERVER_PREFIX").unwrap_or_default();
+    let mut words: Vec<String> = prefix.split_whitespace().map(str::to_owned).collect();
+    words.push(std::env::current_exe()?.display().to_string());
+    let mut child = Command::new(&words[0])
+        .args(&words[1..])
         .arg("serve")
         .arg(&path)
         .stdin(Stdio::piped())
@@ -258,12 +291,18 @@ fn start_server() -> Res<ServerChild> {
         }
         eprintln!("server: {line}");
     };
+    let (tx, heap) = mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
-            eprintln!("server: {line}");
+            match line.strip_prefix("heap ").and_then(|n| n.parse().ok()) {
+                Some(n) => {
+                    let _ = tx.send(n);
+                }
+                None => eprintln!("server: {line}"),
+            }
         }
     });
-    Ok(ServerChild { child, addr })
+    Ok(ServerChild { child, addr, heap })
 }
 
 // ---------------------------------------------------------------- clients
@@ -457,6 +496,8 @@ struct Figures {
     rss_before_kib: u64,
     rss_after_kib: u64,
     bytes_per_session: f64,
+    heap_per_session: f64,
+    heap_per_disconnected: f64,
     disconnected: usize,
     bytes_per_disconnected: f64,
     close_selected: usize,
@@ -514,7 +555,7 @@ async fn run(opts: Opts) -> Res<()> {
 }
 
 async fn ours(opts: &Opts) -> Res<Figures> {
-    let server = start_server()?;
+    let mut server = start_server()?;
     let addr = server.addr;
     let pid = server.child.id();
     let mut f = Figures {
@@ -524,6 +565,7 @@ async fn ours(opts: &Opts) -> Res<Figures> {
     let admin = Ctl::open(addr, source(0), true).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     f.rss_before_kib = rss_kib(pid);
+    let heap_before = server.heap().await?;
 
     // Open the sessions: Group g0..g9 in turn; the first H have a handler.
     let closed = Arc::new(Closed::default());
@@ -573,9 +615,12 @@ async fn ours(opts: &Opts) -> Res<Figures> {
     f.rss_after_kib = rss_kib(pid);
     f.bytes_per_session = (f.rss_after_kib.saturating_sub(f.rss_before_kib) * 1024) as f64
         / opts.sessions.max(1) as f64;
+    let heap_after = server.heap().await?;
+    f.heap_per_session =
+        heap_after.saturating_sub(heap_before) as f64 / opts.sessions.max(1) as f64;
     eprintln!(
-        "server VmRSS {} KiB -> {} KiB: {:.0} bytes per idle session",
-        f.rss_before_kib, f.rss_after_kib, f.bytes_per_session
+        "server VmRSS {} KiB -> {} KiB: {:.0} bytes per idle session ({:.0} of heap in use)",
+        f.rss_before_kib, f.rss_after_kib, f.bytes_per_session, f.heap_per_session
     );
 
     // Sessions held while disconnected: open, then drop the connection.
@@ -606,14 +651,17 @@ async fn ours(opts: &Opts) -> Res<Figures> {
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
         let rss = rss_kib(pid);
+        let heap = server.heap().await?;
+        f.heap_per_disconnected = heap.saturating_sub(heap_after) as f64 / opts.disconnected as f64;
         f.bytes_per_disconnected =
             (rss.saturating_sub(f.rss_after_kib) * 1024) as f64 / opts.disconnected as f64;
         eprintln!(
-            "{} disconnected sessions in {:.2} s; VmRSS {} KiB: {:.0} bytes per disconnected session",
+            "{} disconnected sessions in {:.2} s; VmRSS {} KiB: {:.0} bytes per disconnected session ({:.0} of heap)",
             opts.disconnected,
             started.elapsed().as_secs_f64(),
             rss,
-            f.bytes_per_disconnected
+            f.bytes_per_disconnected,
+            f.heap_per_disconnected
         );
         let total = admin
             .call("clients.count", json!({"filter": "all"}))
@@ -1203,10 +1251,14 @@ fn report(
         ours.listener_samples,
         s("listener_samples"),
     );
+    println!(
+        "server heap in use per idle connected session: {:.0} bytes (glibc mallinfo2)",
+        ours.heap_per_session
+    );
     if ours.disconnected > 0 {
         println!(
-            "disconnected sessions held: {}, {:.0} bytes each",
-            ours.disconnected, ours.bytes_per_disconnected
+            "disconnected sessions held: {}, {:.0} bytes of RSS and {:.0} of heap each",
+            ours.disconnected, ours.bytes_per_disconnected, ours.heap_per_disconnected
         );
     }
     if let Some(r) = redis {
