@@ -208,6 +208,9 @@ fn config_text(hash: &str) -> String {
 name = "bench"
 listen = "127.0.0.1:0"
 reconnect_timeout_ms = 3600000
+# A listener's snapshot and a request's responses go through one session's
+# queue: room for 50 000 sessions' worth.
+max_queued_messages = 100000
 
 [anonymous]
 allow = true
