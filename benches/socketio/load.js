@@ -20,6 +20,12 @@ function rssKib(pid) {
   const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) : 0;
 }
+// CPU time (user + system) of a process in ms (clock ticks of 10 ms).
+function cpuMs(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
 function pct(sorted, p) {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.round((sorted.length - 1) * p))];
@@ -78,6 +84,7 @@ async function main() {
 
   // A request to every handler, until every ack is in.
   let best = Infinity;
+  const cpuSend = cpuMs(SERVER_PID);
   for (let k = 0; k < 3; k++) {
     const t = now();
     const r = await admin.emitWithAck("sendAll", { timeout: 30000, request: { n: 1 } });
@@ -87,6 +94,7 @@ async function main() {
     best = Math.min(best, took);
   }
   out.send_filter_ms = best;
+  out.send_filter_cpu_ms = (cpuMs(SERVER_PID) - cpuSend) / 3;
 
   // Requests by id, 64 in flight.
   {
@@ -124,6 +132,7 @@ async function main() {
     let tick = 0;
     let x = 0x2545f491;
     const start = now();
+    const cpuListen = cpuMs(SERVER_PID);
     const pending = [];
     await new Promise((resolve) => {
       const timer = setInterval(() => {
@@ -142,6 +151,7 @@ async function main() {
     });
     await Promise.all(pending);
     out.listener_rate = tick / ((now() - start) / 1000);
+    out.listener_cpu_ms_per_s = (cpuMs(SERVER_PID) - cpuListen) / ((now() - start) / 1000);
     const until = now() + 5000;
     while (sent.size > 0 && now() < until) await sleep(5);
     lat.sort((a, b) => a - b);
@@ -157,12 +167,15 @@ async function main() {
     let expected = 0;
     for (let i = 0; i < N; i++) if (i % 10 === 9) expected++;
     closed.armed = true;
+    const cpuClose = cpuMs(SERVER_PID);
     const t = now();
     out.close_count = await admin.emitWithAck("closeWhere", { key: "Group", value: "g9" });
     const until = now() + 60000;
     while (closed.count < expected && now() < until) await sleep(1);
     out.close_connected = closed.count;
     out.close_ms = closed.last - t;
+    await sleep(500);
+    out.close_cpu_ms = cpuMs(SERVER_PID) - cpuClose;
   }
   console.log(JSON.stringify(out));
   process.exit(0);
