@@ -268,6 +268,12 @@ impl Server {
             .router(local)
             .into_make_service_with_connect_info::<SocketAddr>();
         let shared = self.shared.clone();
+        // Without TCP_NODELAY, a second small frame written before the peer
+        // acknowledged the first waits for its delayed ACK (40 ms on
+        // Linux): a burst of notifications stalled that long.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
