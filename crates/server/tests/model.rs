@@ -462,6 +462,7 @@ async fn run(seed: u64, steps: usize) {
     eprintln!("model: SEED={seed} MODEL_STEPS={steps}");
     // No reconnect timeout within the run: a disconnected session stays.
     let s = start_with(|c| {
+        let c = quick(c);
         c.replace(
             "reconnect_timeout_ms = 2000",
             "reconnect_timeout_ms = 600000",
