@@ -589,19 +589,18 @@ fn answer_all(mut c: Raw) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Recipients closed while a request by filter fans out: every recipient
-/// counted is accounted for in `done`, those that closed as failed, none
-/// as timed out (the others answer at once).
+/// Recipients closed, opened and changed while a request by filter fans
+/// out: every recipient counted is accounted for in `done`, those that
+/// closed as failed, none as timed out (the others answer at once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn by_filter_summaries_are_exact_while_recipients_close() {
+async fn by_filter_summaries_are_exact_while_recipients_come_change_and_go() {
     let s = start_with(quick).await;
     let (mut sender, _) = principal(&s.url(), "ops").await;
     let (mut closer, _) = principal(&s.url(), "ops").await;
+    let (mut changer, _) = principal(&s.url(), "ops").await;
     let mut failed_total = 0;
     for round in 0..8 {
-        let desk = *["FX", "Rates", "Equities", "Credit"]
-            .get(round % 4)
-            .unwrap();
+        let desk = ["FX", "Rates", "Equities", "Credit"][round % 4];
         let mut ids = Vec::new();
         let mut tasks = Vec::new();
         for _ in 0..30 {
@@ -610,6 +609,26 @@ async fn by_filter_summaries_are_exact_while_recipients_close() {
             ids.push(id);
         }
         let half: Vec<&str> = ids.iter().step_by(2).map(String::as_str).collect();
+        let others: Vec<String> = ids.iter().skip(1).step_by(6).cloned().collect();
+        // Meanwhile: five newcomers, and five sessions moved away.
+        let url = s.url();
+        let changing = tokio::spawn(async move {
+            let mut more = Vec::new();
+            for (i, id) in others.iter().enumerate() {
+                let (c, new_id) = handler(&url, Some(desk), "alerts").await;
+                more.push((answer_all(c), new_id));
+                let tag = format!("m{i}");
+                send(
+                    &mut changer,
+                    &tag,
+                    "clients.set_properties",
+                    json!({"session_id": id, "properties": {"Desk": "Other"}}),
+                )
+                .await;
+                result(&mut changer, &tag).await;
+            }
+            (changer, more)
+        });
         let tag = format!("s{round}");
         send(
             &mut sender,
@@ -640,16 +659,20 @@ async fn by_filter_summaries_are_exact_while_recipients_close() {
             (count, 0),
             "round {round}: count {count}, {done}"
         );
-        assert!(responded >= 15, "round {round}: {done}");
+        assert!(responded >= 10, "round {round}: {done}");
         failed_total += failed;
+        let (back, more) = changing.await.unwrap();
+        changer = back;
+        for (t, id) in more {
+            t.abort();
+            ids.push(id);
+        }
         for t in tasks {
             t.abort();
         }
+        let all: Vec<&str> = ids.iter().map(String::as_str).collect();
         closer
-            .ok(
-                "clients.close",
-                json!({ "filter": format!("Desk is '{desk}'") }),
-            )
+            .ok("clients.close", json!({ "filter": only(&all) }))
             .await;
     }
     eprintln!("messaging: {failed_total} recipients closed during a fan-out");
