@@ -344,8 +344,14 @@ impl Figures {
                 self.enter(id, values);
             }
             WatchEvent::Left { id, .. } => self.leave(&id),
-            WatchEvent::Updated { id, properties, .. } => {
-                if !self.grouped() {
+            WatchEvent::Updated {
+                id,
+                previous,
+                properties,
+            } => {
+                // Only a change of a group-by key can move the session
+                // (an ungrouped one may find room in a group when it does).
+                if !self.grouped() || !self.keys.iter().any(|k| previous.contains_key(k)) {
                     return true;
                 }
                 let values = self.values(properties.as_ref());
@@ -932,7 +938,7 @@ mod tests {
         assert_eq!(f.ungrouped(), 1);
         f.apply(WatchEvent::Updated {
             id: Arc::from("b"),
-            previous: Arc::new(BTreeMap::new()),
+            previous: Arc::new([("Desk".to_string(), Some("Rates".to_string()))].into()),
             properties: Some(Arc::new(
                 [("Desk".to_string(), "Credit".to_string())].into(),
             )),
