@@ -179,8 +179,8 @@ pub(crate) struct Figures {
     /// While resyncing after a lag: where sessions were counted before, so
     /// those still in the same group are not counted as entering again.
     restore: Option<Restore>,
-    /// Before a resync of a collector without group-by: the watch's count,
-    /// and the group's opened and closed.
+    /// Before a resync of a collector without group-by: the sessions it
+    /// counted, and its opened and closed.
     restore_count: Option<(u64, u64, u64)>,
     /// The watch's snapshot is delivered and no resync is under way.
     settled: bool,
@@ -260,16 +260,26 @@ impl Figures {
     }
 
     fn enter(&mut self, id: Arc<str>, values: Box<[String]>) {
-        let restored = self
-            .restore
-            .as_mut()
-            .and_then(|r| r.remove(&id))
-            .filter(|(_, old)| *old == values);
-        let place = match self.slot(values) {
+        // While resyncing: where the session was counted before.
+        let before = self.restore.as_mut().and_then(|r| r.remove(&id));
+        let slot = self.slot(values.clone());
+        let stayed = matches!(
+            (&before, slot),
+            (Some((Place::Group(s), old)), Some(slot)) if *s == slot && *old == values
+        );
+        if let (Some((Place::Group(slot), old)), false) = (&before, stayed) {
+            // It left the group it was counted in while events were lost.
+            if let Some(group) = self.groups.get_mut(*slot).and_then(Option::as_mut) {
+                if group.values == *old {
+                    group.closed += 1;
+                }
+            }
+        }
+        let place = match slot {
             Some(slot) => {
                 if let Some(group) = self.groups[slot].as_mut() {
                     group.sessions += 1;
-                    if !matches!(restored, Some((Place::Group(s), _)) if s == slot) {
+                    if !stayed {
                         group.opened += 1;
                     }
                 }
@@ -334,8 +344,14 @@ impl Figures {
                 self.enter(id, values);
             }
             WatchEvent::Left { id, .. } => self.leave(&id),
-            WatchEvent::Updated { id, properties, .. } => {
-                if !self.grouped() {
+            WatchEvent::Updated {
+                id,
+                previous,
+                properties,
+            } => {
+                // Only a change of a group-by key can move the session
+                // (an ungrouped one may find room in a group when it does).
+                if !self.grouped() || !self.keys.iter().any(|k| previous.contains_key(k)) {
                     return true;
                 }
                 let values = self.values(properties.as_ref());
@@ -358,7 +374,7 @@ impl Figures {
     }
 
     /// Starts a resync: every count to 0, the old places kept aside.
-    fn begin_restore(&mut self, old_count: u64) {
+    fn begin_restore(&mut self) {
         let mut restore = HashMap::with_capacity(self.members.len());
         for (id, place) in self.members.drain() {
             let values = match place {
@@ -377,15 +393,16 @@ impl Figures {
         if self.grouped() {
             self.restore = Some(restore);
         } else {
-            // Without members, the counters are reconciled from the counts.
-            let (opened, closed) = self
+            // Without members, the counters are reconciled from the counts
+            // (those the figures had, whatever the lost events changed).
+            let (counted, opened, closed) = self
                 .groups
                 .iter()
                 .flatten()
                 .next()
-                .map(|g| (g.opened, g.closed))
-                .unwrap_or((0, 0));
-            self.restore_count = Some((old_count, opened, closed));
+                .map(|g| (g.opened - g.closed, g.opened, g.closed))
+                .unwrap_or((0, 0, 0));
+            self.restore_count = Some((counted, opened, closed));
         }
     }
 
@@ -393,10 +410,12 @@ impl Figures {
     /// counted before and not seen again left.
     fn end_restore(&mut self) {
         if let Some(restore) = self.restore.take() {
-            for (_, (place, _)) in restore {
+            for (_, (place, values)) in restore {
                 if let Place::Group(slot) = place {
                     if let Some(group) = self.groups.get_mut(slot).and_then(Option::as_mut) {
-                        group.closed += 1;
+                        if group.values == values {
+                            group.closed += 1;
+                        }
                     }
                 }
             }
@@ -480,9 +499,19 @@ impl Collector {
     /// Puts a collector on the store: checks its filter and keys (106) and
     /// registers its watch.
     pub(crate) fn start(store: &Arc<SessionStore>, spec: Spec) -> Result<Collector, RpcError> {
+        Collector::start_with(store, spec, WATCH_CAPACITY)
+    }
+
+    /// [`Collector::start`] with a watch queue of `capacity` events.
+    fn start_with(
+        store: &Arc<SessionStore>,
+        spec: Spec,
+        capacity: usize,
+    ) -> Result<Collector, RpcError> {
         let program = store.compile(&spec.filter)?;
         let labels = label_names(&spec.group_by).map_err(RpcError::data)?;
         let (program, options) = watch_of(store, &spec, program);
+        let options = options.capacity(capacity);
         let watch = store.watch_compiled(&program, options.clone());
         let figures = Figures::new(&spec);
         Ok(Collector {
@@ -528,11 +557,10 @@ impl Collector {
             }
             // A new watch, whose snapshot recounts the sessions (those
             // still where they were counted are not counted as new).
-            let old = counted.watch.count();
             counted.watch = self
                 .store
                 .watch_compiled(&self.program, self.options.clone());
-            counted.figures.begin_restore(old);
+            counted.figures.begin_restore();
             counted.figures.settled = false;
         }
     }
@@ -910,7 +938,7 @@ mod tests {
         assert_eq!(f.ungrouped(), 1);
         f.apply(WatchEvent::Updated {
             id: Arc::from("b"),
-            previous: Arc::new(BTreeMap::new()),
+            previous: Arc::new([("Desk".to_string(), Some("Rates".to_string()))].into()),
             properties: Some(Arc::new(
                 [("Desk".to_string(), "Credit".to_string())].into(),
             )),
@@ -945,11 +973,64 @@ mod tests {
     }
 
     #[test]
+    fn a_lagging_watch_is_replaced_and_the_figures_stay_exact() {
+        use session_filter::{PropertyChange, StoreOptions};
+        for group_by in [&["Desk"][..], &[]] {
+            let store = Arc::new(SessionStore::with_options(StoreOptions::new()));
+            for i in 0..20 {
+                let desk = ["FX", "Rates"][i % 2];
+                store
+                    .insert([("$SessionId", format!("s{i}")), ("Desk", desk.into())])
+                    .unwrap();
+            }
+            let c = Collector::start_with(
+                &store,
+                Spec {
+                    filter: "Desk is 'FX' or Desk is 'Rates'".into(),
+                    ..spec(group_by, 250, false)
+                },
+                4,
+            )
+            .unwrap();
+            drop(c.figures()); // the snapshot: 20 sessions entered
+                               // Far more events than the queue holds.
+            for round in 0..10 {
+                for i in 0..20 {
+                    let desk = ["FX", "Rates", "Credit"][(i + round) % 3];
+                    let change = PropertyChange::new().set("Desk", desk);
+                    store
+                        .change_session_properties(&format!("s{i}"), &change)
+                        .unwrap();
+                }
+            }
+            store.close_session("s0");
+            let figures = c.figures();
+            let total: u64 = figures.groups().map(|g| g.sessions).sum();
+            let matching = store.count("Desk is 'FX' or Desk is 'Rates'").unwrap() as u64;
+            assert_eq!(total, matching, "{group_by:?}");
+            for g in figures.groups() {
+                if let [desk] = &g.values[..] {
+                    let n = store.count(&format!("Desk is '{desk}'")).unwrap() as u64;
+                    assert_eq!(g.sessions, n, "{desk}");
+                }
+                assert!(
+                    g.opened >= g.sessions && g.opened - g.closed == g.sessions,
+                    "{group_by:?} {:?} {} {} {}",
+                    g.values,
+                    g.sessions,
+                    g.opened,
+                    g.closed
+                );
+            }
+        }
+    }
+
+    #[test]
     fn resync_keeps_sessions_that_stayed() {
         let mut f = Figures::new(&spec(&["Desk"], 10, false));
         f.apply(entered("a", &[("Desk", "FX")]));
         f.apply(entered("b", &[("Desk", "FX")]));
-        f.begin_restore(2);
+        f.begin_restore();
         f.apply(entered("a", &[("Desk", "FX")]));
         f.apply(entered("c", &[("Desk", "FX")]));
         f.end_restore();
