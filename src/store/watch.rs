@@ -48,10 +48,8 @@ use ahash::{AHashMap, AHashSet};
 use roaring::RoaringBitmap;
 
 use crate::intern::Sym;
-use crate::session::{key_name, Session};
-use crate::standing::terms::changed_keys;
+use crate::session::{key_name, Key, Session};
 use crate::standing::FilterSet;
-use crate::vm::analysis::Key;
 use crate::vm::Program;
 
 /// Sessions of a snapshot read per chunk, under one shard's read lock.
@@ -569,7 +567,7 @@ impl Hub {
         if !self.active() {
             return;
         }
-        let changed = changed_keys(before, after);
+        let changed = before.changed_keys(after);
         if changed.is_empty() {
             return;
         }

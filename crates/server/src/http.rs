@@ -56,7 +56,14 @@ pub(crate) fn router(shared: Arc<Shared>, config: Arc<Config>, local: SocketAddr
     };
     let mut router = Router::new()
         .route("/session", get(session))
-        .route("/", get(console));
+        .route("/", get(|| asset(INDEX_HTML, "text/html; charset=utf-8")))
+        .route("/console.js", get(|| asset(CONSOLE_JS, JS)))
+        .route(
+            "/console.css",
+            get(|| asset(CONSOLE_CSS, "text/css; charset=utf-8")),
+        )
+        .route("/session-filter.js", get(|| asset(CLIENT_JS, JS)))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }));
     if config.metrics.listen.is_none() {
         router = router.route(
             "/metrics",
@@ -171,18 +178,31 @@ async fn session(
     let max = web.shared.config.max_message_bytes;
     let shared = web.shared.clone();
     upgrade
-        // Small buffers: an idle connection holds a few KiB, not 128.
-        .read_buffer_size(2048)
+        // Small buffers: an idle connection keeps its read buffer, so 512
+        // bytes, not 128 KiB (tungstenite's default) or 2 KiB; a request
+        // is usually shorter, and a longer one is read 512 bytes a call.
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| crate::connection::run(shared, socket, peer))
 }
 
-async fn console() -> impl IntoResponse {
+// The console (SPEC 11.8): the JavaScript client and a page built on it,
+// embedded so the server needs no files beside it.
+const INDEX_HTML: &str = include_str!("../../../clients/js/console/index.html");
+const CONSOLE_JS: &str = include_str!("../../../clients/js/console/console.js");
+const CONSOLE_CSS: &str = include_str!("../../../clients/js/console/console.css");
+const CLIENT_JS: &str = include_str!("../../../clients/js/session-filter.js");
+const JS: &str = "text/javascript; charset=utf-8";
+
+async fn asset(body: &'static str, content_type: &'static str) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "session-filter server: the WebSocket endpoint is /session (SPEC section 11)\n",
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
     )
 }
 

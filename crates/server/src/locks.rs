@@ -124,7 +124,6 @@ impl LockTable {
     }
 
     /// (locks held, acquires waiting).
-    #[allow(dead_code)] // read by the metrics (issue 24), next
     pub(crate) fn figures(&self) -> (usize, usize) {
         let table = self.table();
         let held = table.values().filter(|l| l.owner.is_some()).count();
@@ -141,7 +140,9 @@ impl LockTable {
         };
         lock.owner = None;
         while let Some(first) = lock.waiters.pop_front() {
-            if !first.client.is_open() {
+            // A waiter whose connection is gone is cancelled (its answer
+            // could not be delivered), as is one whose session closed.
+            if !first.client.is_on(first.conn) {
                 continue;
             }
             let session = first.client.id.clone();
@@ -191,6 +192,21 @@ impl LockTable {
     ) -> Vec<Delivery> {
         let mut out = Vec::new();
         let mut table = self.table();
+        // A request read just before its connection was lost (or its
+        // session closed) may get here after the loss let go of the
+        // connection's locks: it must not take or wait for one then, or the
+        // lock would stay with an owner that is gone. The state changes
+        // before the loss reaches this table, so checking it under the
+        // table's mutex is enough.
+        if !client.is_on(conn) {
+            let error = if client.is_open() {
+                RpcError::Cancelled(format!("the connection that asked for {name:?} was lost"))
+            } else {
+                RpcError::SessionClosed
+            };
+            out.push((client.clone(), conn, request, Err(error)));
+            return out;
+        }
         let lock = table.entry(name.to_owned()).or_default();
         match &mut lock.owner {
             Some(owner) if owner.session == client.id => {

@@ -158,23 +158,40 @@ pub(crate) fn session_closed(shared: &Arc<Shared>, client: &Arc<Client>) {
             .collect()
     };
     for p in mine {
-        match p.waiting {
-            Waiting::ById {
-                sender,
-                conn,
-                request,
-            } => shared.answer(&sender, conn, &request, &Err(RpcError::SessionClosed)),
-            waiting @ Waiting::ByFilter(_) => settle(
-                shared,
-                Pending {
-                    recipient: p.recipient,
-                    waiting,
-                },
-                Answer::Error("the session closed before it answered".into()),
-            ),
-        }
+        recipient_closed(shared, p);
     }
     client.handlers().clear();
+}
+
+/// A request whose recipient closed before answering: 101 by id, an error
+/// by filter.
+fn recipient_closed(shared: &Arc<Shared>, p: Pending) {
+    match p.waiting {
+        Waiting::ById {
+            sender,
+            conn,
+            request,
+        } => shared.answer(&sender, conn, &request, &Err(RpcError::SessionClosed)),
+        waiting @ Waiting::ByFilter(_) => settle(
+            shared,
+            Pending {
+                recipient: p.recipient,
+                waiting,
+            },
+            Answer::Error("the session closed before it answered".into()),
+        ),
+    }
+}
+
+/// A recipient that closed between its lookup and the registration of its
+/// request was missed by [`session_closed`]: settle the request now (at
+/// most once: whoever takes it settles it).
+fn unless_closed(shared: &Arc<Shared>, recipient: &Client, mid: u64) {
+    if !recipient.is_open() {
+        if let Some(p) = shared.messaging.take(mid) {
+            recipient_closed(shared, p);
+        }
+    }
 }
 
 /// A parsed `messaging.*` request.
@@ -309,6 +326,7 @@ impl Request {
                     },
                 );
                 deliver(&shared, &recipient, mid, &path, &request, &call.client.id);
+                unless_closed(&shared, &recipient, mid);
                 let shared2 = shared.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(timeout).await;
@@ -381,6 +399,7 @@ impl Request {
                 }
                 for (r, mid) in recipients.iter().zip(&mids) {
                     deliver(&shared, r, *mid, &path, &request, &call.client.id);
+                    unless_closed(&shared, r, *mid);
                 }
                 finish_if_done(&shared, &group, false);
                 let shared2 = shared.clone();

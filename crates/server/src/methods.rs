@@ -129,7 +129,7 @@ impl Request {
         })
     }
 
-    fn needs(&self) -> Vec<Need> {
+    pub(crate) fn needs(&self) -> Vec<Need> {
         match self {
             Request::Close | Request::Permissions { .. } | Request::Filters(_) => Vec::new(),
             Request::Clients(r) => r.needs(),
@@ -143,15 +143,24 @@ impl Request {
 
 /// The first permission of `needs` that `roles` lack.
 pub(crate) fn check(shared: &Shared, roles: &[String], needs: &[Need]) -> Result<(), RpcError> {
+    check_roles(&shared.roles, roles, needs)
+}
+
+/// [`check`] against a role table.
+pub(crate) fn check_roles(
+    table: &crate::security::Roles,
+    roles: &[String],
+    needs: &[Need],
+) -> Result<(), RpcError> {
     for need in needs {
         match need {
             Need::Global(p) => {
-                if !shared.roles.has_global(roles, *p) {
+                if !table.has_global(roles, *p) {
                     return Err(RpcError::missing(*p));
                 }
             }
             Need::Path(p, path) => {
-                if !shared.roles.path_permissions(roles, path).contains(p) {
+                if !table.path_permissions(roles, path).contains(p) {
                     return Err(RpcError::missing_on_path(*p, path));
                 }
             }

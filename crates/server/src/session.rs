@@ -116,6 +116,11 @@ impl Client {
         }
     }
 
+    /// True while connection `conn` is the session's live one.
+    pub(crate) fn is_on(&self, conn: u64) -> bool {
+        matches!(*self.state(), State::Active { conn: c, .. } if c == conn)
+    }
+
     /// True while the session has not closed.
     pub(crate) fn is_open(&self) -> bool {
         !matches!(*self.state(), State::Closed)
