@@ -638,7 +638,7 @@ impl Inner {
                 let slot = (slot as usize).min(FIXED_SLOTS - 1);
                 let set = self.pool(values);
                 sparse(block, here, |s| {
-                    let v = s.fixed[slot];
+                    let v = s.fixed_sym(slot);
                     v != Sym::NONE && contains(set, v)
                 })
             }
