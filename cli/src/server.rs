@@ -32,6 +32,15 @@ pub struct Args {
     /// and roles, and closing, at about this many events a second.
     #[arg(long, value_name = "PER_SECOND")]
     churn: Option<f64>,
+    /// Joins a cluster of session servers over this NATS server (JetStream
+    /// on: `nats-server -js`), over the configuration's `[cluster] nats`;
+    /// needs `--cluster` (or `[cluster] name`). The member's name is the
+    /// configuration's `[server] name`, unique in the cluster.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// The cluster to join (with `--nats`), over `[cluster] name`.
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -66,6 +75,17 @@ pub fn run(args: Args) -> Result<(), Failure> {
         None => Vec::new(),
     };
     let listen = config.server.listen.clone();
+    let nats = args.nats.or(config.cluster.nats.clone());
+    let cluster = args.cluster.or(config.cluster.name.clone());
+    let joining = match (nats, cluster) {
+        (Some(nats), Some(cluster)) => Some((nats, cluster)),
+        (None, None) => None,
+        _ => {
+            return Err(Failure::Invalid(
+                "--nats and --cluster (or [cluster] nats and name) go together".into(),
+            ))
+        }
+    };
     let server = Server::builder(config).store(store.clone()).build();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -78,6 +98,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
             ))
         })?;
         let addr = listener.local_addr()?;
+        if let Some((nats, cluster)) = &joining {
+            server
+                .join_cluster(nats, cluster)
+                .await
+                .map_err(Failure::Invalid)?;
+            eprintln!(
+                "member {} of cluster {cluster} over {nats}",
+                server.config().server.name
+            );
+        }
         if let Some(rate) = args.churn {
             crate::churn::spawn(store, rate, ids);
         }

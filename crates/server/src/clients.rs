@@ -92,6 +92,12 @@ impl Projection {
         }
     }
 
+    /// This projection with `key` asked for too.
+    pub(crate) fn with_key(mut self, key: &str) -> Projection {
+        self.keys.push(key.to_owned());
+        self
+    }
+
     /// True when no property is asked for.
     pub(crate) fn is_empty(&self) -> bool {
         !self.all && !self.fixed && !self.user && self.keys.is_empty()

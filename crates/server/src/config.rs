@@ -184,6 +184,10 @@ pub struct MetricsSection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSection {
+    /// The NATS server to join a cluster over (`--nats` wins).
+    pub nats: Option<String>,
+    /// The cluster's name (`--cluster` wins).
+    pub name: Option<String>,
     /// How long an operation waits for a member.
     pub request_timeout_ms: u64,
 }
@@ -191,6 +195,8 @@ pub struct ClusterSection {
 impl Default for ClusterSection {
     fn default() -> ClusterSection {
         ClusterSection {
+            nats: None,
+            name: None,
             request_timeout_ms: 2_000,
         }
     }

@@ -54,6 +54,15 @@ pub enum RpcError {
     Cancelled(String),
     /// 9003: a message recipient answered with an error.
     Rejected(String),
+    /// An error another cluster member answered, passed on as it came.
+    Remote {
+        /// Its code.
+        code: i64,
+        /// Its message.
+        message: String,
+        /// Its data, if any.
+        data: Option<Value>,
+    },
 }
 
 impl RpcError {
@@ -74,6 +83,7 @@ impl RpcError {
             RpcError::ClusterRouting(_) => 112,
             RpcError::Cancelled(_) => 120,
             RpcError::Rejected(_) => 9003,
+            RpcError::Remote { code, .. } => *code,
         }
     }
 
@@ -113,6 +123,18 @@ impl RpcError {
 
     /// The `error` object of a response.
     pub fn to_json(&self) -> Value {
+        if let RpcError::Remote {
+            code,
+            message,
+            data,
+        } = self
+        {
+            let mut error = json!({"code": code, "message": message});
+            if let Some(data) = data {
+                error["data"] = data.clone();
+            }
+            return error;
+        }
         let mut error = json!({"code": self.code(), "message": self.to_string()});
         let data = match self {
             RpcError::AccessDenied {
@@ -156,6 +178,7 @@ impl fmt::Display for RpcError {
             RpcError::ClusterRouting(m) => write!(f, "cluster routing: {m}"),
             RpcError::Cancelled(m) => write!(f, "cancelled: {m}"),
             RpcError::Rejected(m) => write!(f, "the recipient rejected the request: {m}"),
+            RpcError::Remote { message, .. } => f.write_str(message),
         }
     }
 }

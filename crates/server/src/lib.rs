@@ -44,6 +44,7 @@
 #![deny(missing_docs)]
 
 mod clients;
+mod cluster;
 mod config;
 mod connection;
 mod error;
@@ -176,6 +177,24 @@ impl Server {
     /// false when there was none.
     pub fn close_session(&self, id: &str, reason: CloseReason) -> bool {
         self.shared.close(id, reason)
+    }
+
+    /// Joins a cluster of session servers over the NATS server at `nats`
+    /// (JetStream on) as the member named by `[server] name` (SPEC 12):
+    /// fails when that name is taken by a live member, the names are not
+    /// ASCII letters, digits, `-` and `_`, or the broker cannot be reached.
+    /// Call it once, before [`Server::serve`], within a tokio runtime.
+    pub async fn join_cluster(&self, nats: &str, cluster: &str) -> Result<(), String> {
+        if self.shared.cluster().is_some() {
+            return Err("this server is in a cluster already".into());
+        }
+        let timeout =
+            std::time::Duration::from_millis(self.config.cluster.request_timeout_ms.max(1));
+        let joined = cluster::Cluster::start(&self.shared, nats, cluster, timeout).await?;
+        self.shared
+            .cluster
+            .set(joined)
+            .map_err(|_| "this server is in a cluster already".to_owned())
     }
 
     /// The router: `/session` (the WebSocket endpoint), the console at `/`,

@@ -54,6 +54,8 @@ pub(crate) enum Request {
     Listen {
         filter: String,
         projection: Projection,
+        /// `properties` as given, for the other members of a cluster.
+        properties: Option<Value>,
         after: Option<u64>,
     },
     Unlisten(String),
@@ -76,10 +78,12 @@ impl Request {
             return Ok(Request::Unlisten(params::<UnlistenParams>(p)?.listener));
         }
         let projection = Projection::parse(p.get("properties"), Projection::none())?;
+        let properties = p.get("properties").cloned();
         let l: ListenParams = params(p)?;
         Ok(Request::Listen {
             filter: l.filter.unwrap_or_else(|| "all".into()),
             projection,
+            properties,
             after: l.after,
         })
     }
@@ -94,7 +98,11 @@ impl Request {
     }
 
     /// Answers by itself: the result must be queued before the snapshot.
-    pub(crate) fn apply(self, call: &mut Call<'_>, id: &Value) -> Option<Result<Value, RpcError>> {
+    pub(crate) async fn apply(
+        self,
+        call: &mut Call<'_>,
+        id: &Value,
+    ) -> Option<Result<Value, RpcError>> {
         match self {
             Request::Unlisten(listener) => {
                 if let Some(task) = call.client.listeners().remove(&listener) {
@@ -105,39 +113,56 @@ impl Request {
             Request::Listen {
                 filter,
                 projection,
+                properties,
                 after,
             } => {
                 let program = match call.shared.store.compile(&filter) {
                     Ok(p) => p,
                     Err(e) => return Some(Err(e.into())),
                 };
-                let mut options =
-                    WatchOptions::new().capacity(call.shared.config.max_queued_messages);
-                if projection.is_empty() {
-                    options = options.membership_only();
-                    if after.is_none() {
-                        options = options.without_properties();
-                    }
-                } else {
-                    options = options.all_updates();
-                }
-                let watch = call.shared.store.watch_compiled(&program, options);
                 let n = call.shared.listener_ids.fetch_add(1, Ordering::Relaxed) + 1;
                 let listener = format!("L{n}");
-                call.shared.answer(
-                    call.client,
-                    call.conn,
-                    id,
-                    &Ok(json!({ "listener": listener })),
-                );
+                // In a cluster, every other member runs a watch for this
+                // listener and streams its events here (SPEC 12).
+                let remote = match call.shared.cluster() {
+                    Some(cluster) => Some(
+                        crate::cluster::listen::start(
+                            cluster,
+                            &call.client.id,
+                            &listener,
+                            &filter,
+                            properties.as_ref(),
+                            after,
+                        )
+                        .await,
+                    ),
+                    None => None,
+                };
+                let watch = call
+                    .shared
+                    .store
+                    .watch_compiled(&program, watch_options(call.shared, &projection, after));
+                let mut result = json!({ "listener": listener });
+                if let Some(remote) = &remote {
+                    crate::cluster::mark_partial(&mut result, remote.missing.clone());
+                }
+                call.shared.answer(call.client, call.conn, id, &Ok(result));
                 let forward = Forward {
                     shared: call.shared.clone(),
-                    client: call.client.clone(),
+                    sink: Sink::Local(call.client.clone()),
                     listener: listener.clone(),
                     projection,
                     after,
                 };
-                let task = tokio::spawn(forward.run(watch));
+                let task = match remote {
+                    None => tokio::spawn(forward.run(watch)),
+                    Some(remote) => {
+                        let streams = remote.receive(call.shared.clone(), call.client.clone());
+                        tokio::spawn(async move {
+                            tokio::join!(forward.run(watch), streams);
+                        })
+                    }
+                };
                 call.client
                     .listeners()
                     .insert(listener, task.abort_handle());
@@ -153,10 +178,61 @@ impl Request {
     }
 }
 
+/// The watch options of a listener.
+fn watch_options(shared: &Shared, projection: &Projection, after: Option<u64>) -> WatchOptions {
+    let mut options = WatchOptions::new().capacity(shared.config.max_queued_messages);
+    if projection.is_empty() {
+        options = options.membership_only();
+        if after.is_none() {
+            options = options.without_properties();
+        }
+    } else {
+        options = options.all_updates();
+    }
+    options
+}
+
+/// Where a listener's events go.
+pub(crate) enum Sink {
+    /// To a session of this server.
+    Local(Arc<Client>),
+    /// To a listener on another member of the cluster, over NATS.
+    Remote {
+        nats: async_nats::Client,
+        subject: String,
+    },
+}
+
+/// Starts a watch on this member for a listener on another member of the
+/// cluster, its events published on `subject`.
+pub(crate) fn start_remote(
+    shared: &Arc<Shared>,
+    nats: async_nats::Client,
+    subject: String,
+    listener: String,
+    filter: &str,
+    properties: Option<&Value>,
+    after: Option<u64>,
+) -> Result<tokio::task::JoinHandle<()>, RpcError> {
+    let program = shared.store.compile(filter)?;
+    let projection = Projection::parse(properties, Projection::none())?;
+    let watch = shared
+        .store
+        .watch_compiled(&program, watch_options(shared, &projection, after));
+    let forward = Forward {
+        shared: shared.clone(),
+        sink: Sink::Remote { nats, subject },
+        listener,
+        projection,
+        after,
+    };
+    Ok(tokio::spawn(forward.run(watch)))
+}
+
 /// One listener's forwarding task.
 struct Forward {
     shared: Arc<Shared>,
-    client: Arc<Client>,
+    sink: Sink,
     listener: String,
     projection: Projection,
     after: Option<u64>,
@@ -172,8 +248,19 @@ impl Forward {
             let note = match event {
                 WatchEvent::Lagged { .. } => {
                     // The queue of the listener could not keep up.
-                    self.shared
-                        .close(&self.client.id, CloseReason::MessageQueueLimitReached);
+                    match &self.sink {
+                        Sink::Local(client) => {
+                            self.shared
+                                .close(&client.id, CloseReason::MessageQueueLimitReached);
+                        }
+                        Sink::Remote { nats, subject } => {
+                            // The listening member closes its session as if
+                            // its own queue had overflowed.
+                            let _ = nats
+                                .publish(subject.clone(), crate::cluster::listen::LAGGED.into())
+                                .await;
+                        }
+                    }
                     break;
                 }
                 WatchEvent::Entered { id, properties } => {
@@ -255,7 +342,13 @@ impl Forward {
                 }
                 _ => continue,
             };
-            if !self.shared.notify(&self.client, note) {
+            let sent = match &self.sink {
+                Sink::Local(client) => self.shared.notify(client, note),
+                Sink::Remote { nats, subject } => {
+                    nats.publish(subject.clone(), note.into()).await.is_ok()
+                }
+            };
+            if !sent {
                 break;
             }
         }

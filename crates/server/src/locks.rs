@@ -23,7 +23,9 @@ use crate::session::Client;
 pub const MAX_LOCK_NAME: usize = 1024;
 
 /// When a lock is let go besides `locks.release`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// When the owning session closes.
@@ -97,7 +99,12 @@ pub struct HeldLock {
 }
 
 fn grant_answer(name: &str, owner: &Owner) -> Value {
-    json!({"name": name, "sequence": owner.sequence, "scope": owner.scope.name()})
+    grant_answer_parts(name, owner.sequence, owner.scope)
+}
+
+/// The answer of a granted `locks.acquire`.
+pub(crate) fn grant_answer_parts(name: &str, sequence: u64, scope: Scope) -> Value {
+    json!({"name": name, "sequence": sequence, "scope": scope.name()})
 }
 
 impl LockTable {
@@ -318,6 +325,12 @@ fn deliver(shared: &Arc<Shared>, out: Vec<Delivery>) {
 /// locks go and its pending acquires are cancelled (their answers could not
 /// be delivered).
 pub(crate) fn connection_lost(shared: &Arc<Shared>, id: &str, conn: u64) {
+    if let Some(cluster) = shared.cluster() {
+        let c = cluster.clone();
+        let id = id.to_owned();
+        cluster.spawn(async move { c.locks.let_go(&c, &id, Some(conn)).await });
+        return;
+    }
     let out = shared.locks.drop_where(
         id,
         |o| o.scope == Scope::Connection && o.conn == conn,
@@ -329,6 +342,12 @@ pub(crate) fn connection_lost(shared: &Arc<Shared>, id: &str, conn: u64) {
 /// Session `id` closed: every lock it owns goes, every acquire it made is
 /// dropped.
 pub(crate) fn session_closed(shared: &Arc<Shared>, id: &str) {
+    if let Some(cluster) = shared.cluster() {
+        let c = cluster.clone();
+        let id = id.to_owned();
+        cluster.spawn(async move { c.locks.let_go(&c, &id, None).await });
+        return;
+    }
     let out = shared.locks.drop_where(id, |_| true, |_| true);
     deliver(shared, out);
 }
@@ -396,6 +415,9 @@ impl Request {
         id: &Value,
     ) -> Option<Result<Value, RpcError>> {
         let shared = call.shared;
+        if let Some(cluster) = shared.cluster() {
+            return self.apply_cluster(call, cluster, id).await;
+        }
         match self {
             Request::Acquire { name, scope } => {
                 let out = shared
@@ -431,6 +453,46 @@ impl Request {
                     .collect();
                 Some(Ok(json!({ "locks": locks })))
             }
+        }
+    }
+
+    /// The same on the cluster-wide lock table (SPEC 12).
+    async fn apply_cluster(
+        self,
+        call: &mut Call<'_>,
+        cluster: &Arc<crate::cluster::Cluster>,
+        id: &Value,
+    ) -> Option<Result<Value, RpcError>> {
+        let shared = call.shared;
+        let locks = &cluster.locks;
+        match self {
+            Request::Acquire { name, scope } => {
+                locks
+                    .acquire(
+                        shared,
+                        cluster,
+                        call.client,
+                        call.conn,
+                        name,
+                        scope,
+                        id.clone(),
+                    )
+                    .await;
+                None
+            }
+            Request::Release(name) => Some(
+                locks
+                    .release(cluster, &call.client.id, &name)
+                    .await
+                    .map(|released| json!({ "released": released })),
+            ),
+            Request::Cancel(name) => Some(
+                locks
+                    .cancel(shared, &call.client.id, &name)
+                    .await
+                    .map(|cancelled| json!({ "cancelled": cancelled })),
+            ),
+            Request::List => Some(locks.list().await),
         }
     }
 }

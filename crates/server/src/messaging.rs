@@ -31,6 +31,20 @@ enum Waiting {
     },
     /// One recipient of a request by filter.
     ByFilter(Arc<Group>),
+    /// A sender on another member of the cluster.
+    Elsewhere(Elsewhere),
+}
+
+/// How an answer goes back to a sender on another member.
+pub(crate) enum Elsewhere {
+    /// A request by id: the forwarded request's outcome.
+    Reply(tokio::sync::oneshot::Sender<Result<Value, RpcError>>),
+    /// A request by filter: each answer is published on the sender's
+    /// member's subject for that request.
+    Stream {
+        nats: async_nats::Client,
+        subject: String,
+    },
 }
 
 struct Pending {
@@ -93,6 +107,23 @@ fn settle(shared: &Arc<Shared>, pending: Pending, answer: Answer) {
                 Answer::Error(text) => Err(RpcError::Rejected(text)),
             };
             shared.answer(&sender, conn, &request, &outcome);
+        }
+        Waiting::Elsewhere(Elsewhere::Reply(tx)) => {
+            let _ = tx.send(match answer {
+                Answer::Response(r) => Ok(json!({ "response": r })),
+                Answer::Error(text) => Err(RpcError::Rejected(text)),
+            });
+        }
+        Waiting::Elsewhere(Elsewhere::Stream { nats, subject }) => {
+            let mut note = json!({"session_id": &*pending.recipient});
+            match answer {
+                Answer::Response(r) => note["response"] = r,
+                Answer::Error(e) => note["error"] = Value::String(e),
+            }
+            let payload = serde_json::to_vec(&note).unwrap_or_default();
+            tokio::spawn(async move {
+                let _ = nats.publish(subject, payload.into()).await;
+            });
         }
         Waiting::ByFilter(group) => {
             let mut params = json!({"request": group.id, "session_id": &*pending.recipient});
@@ -172,7 +203,10 @@ fn recipient_closed(shared: &Arc<Shared>, p: Pending) {
             conn,
             request,
         } => shared.answer(&sender, conn, &request, &Err(RpcError::SessionClosed)),
-        waiting @ Waiting::ByFilter(_) => settle(
+        Waiting::Elsewhere(Elsewhere::Reply(tx)) => {
+            let _ = tx.send(Err(RpcError::SessionClosed));
+        }
+        waiting @ (Waiting::ByFilter(_) | Waiting::Elsewhere(Elsewhere::Stream { .. })) => settle(
             shared,
             Pending {
                 recipient: p.recipient,
@@ -367,21 +401,53 @@ impl Request {
                     .filter_map(|id| shared.client(id))
                     .filter(|c| c.handlers().contains(&path))
                     .collect();
+                // In a cluster, every other member delivers to its own
+                // sessions and streams their answers back here (SPEC 12).
+                let remote = match shared.cluster() {
+                    Some(cluster) => Some(
+                        crate::cluster::messages::send_by_filter(
+                            cluster,
+                            &call.client.id,
+                            &filter,
+                            &path,
+                            &request,
+                            timeout,
+                        )
+                        .await,
+                    ),
+                    None => None,
+                };
+                let remote_count = remote.as_ref().map_or(0, |r| r.count);
                 let group = Arc::new(Group {
                     sender: call.client.clone(),
                     id: shared.messaging.next_id(),
                     figures: Mutex::new(Figures {
-                        remaining: recipients.len(),
+                        remaining: recipients.len() + remote_count,
                         ..Figures::default()
                     }),
                 });
                 // The result first, then responses, then `done`.
-                shared.answer(
-                    call.client,
-                    call.conn,
-                    id,
-                    &Ok(json!({"request": group.id, "count": recipients.len()})),
-                );
+                let mut result =
+                    json!({"request": group.id, "count": recipients.len() + remote_count});
+                if let Some(remote) = &remote {
+                    crate::cluster::mark_partial(&mut result, remote.missing.clone());
+                }
+                shared.answer(call.client, call.conn, id, &Ok(result));
+                if let Some(remote) = remote {
+                    let (shared, group) = (shared.clone(), group.clone());
+                    tokio::spawn(async move {
+                        remote
+                            .receive(|recipient, answer| {
+                                let pending = Pending {
+                                    recipient,
+                                    waiting: Waiting::ByFilter(group.clone()),
+                                };
+                                settle(&shared, pending, answer);
+                                !lock(&group.figures).done
+                            })
+                            .await;
+                    });
+                }
                 let mut mids = Vec::with_capacity(recipients.len());
                 {
                     let mut pending = lock(&shared.messaging.pending);
@@ -434,4 +500,100 @@ fn deliver(
         json!({"id": mid, "path": path, "request": request, "from": from}),
     );
     shared.notify(recipient, note);
+}
+
+/// Delivers a request by id from a session on another member (`from`) and
+/// waits for the recipient's answer, at most `timeout`.
+pub(crate) async fn serve_by_id(
+    shared: &Arc<Shared>,
+    from: &str,
+    target: &str,
+    path: &str,
+    request: &Value,
+    timeout: Duration,
+) -> Result<Value, RpcError> {
+    let Some(recipient) = shared.client(target) else {
+        return Err(if shared.store.get_session(target).is_some() {
+            RpcError::Unhandled(path.to_owned())
+        } else {
+            RpcError::NoSuchSession(target.to_owned())
+        });
+    };
+    if !recipient.handlers().contains(path) {
+        return Err(RpcError::Unhandled(path.to_owned()));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mid = shared.messaging.next_id();
+    lock(&shared.messaging.pending).insert(
+        mid,
+        Pending {
+            recipient: recipient.id.clone(),
+            waiting: Waiting::Elsewhere(Elsewhere::Reply(tx)),
+        },
+    );
+    deliver(shared, &recipient, mid, path, request, from);
+    unless_closed(shared, &recipient, mid);
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => Err(RpcError::SessionClosed),
+        Err(_) => {
+            shared.messaging.take(mid);
+            Err(RpcError::TimedOut)
+        }
+    }
+}
+
+/// Delivers a request by filter from a session on another member to the
+/// matching sessions here with a handler for `path`; their answers are
+/// published on `subject` until `timeout`. Returns how many got it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve_by_filter(
+    shared: &Arc<Shared>,
+    nats: async_nats::Client,
+    from: &str,
+    filter: &str,
+    path: &str,
+    request: &Value,
+    timeout: Duration,
+    subject: String,
+) -> Result<usize, RpcError> {
+    let program = shared.store.compile(filter)?;
+    let store_shared = shared.clone();
+    let ids = blocking(move || Ok(store_shared.store.select_compiled(&program))).await?;
+    let recipients: Vec<Arc<Client>> = ids
+        .iter()
+        .filter_map(|id| shared.client(id))
+        .filter(|c| c.handlers().contains(path))
+        .collect();
+    let mut mids = Vec::with_capacity(recipients.len());
+    {
+        let mut pending = lock(&shared.messaging.pending);
+        for r in &recipients {
+            let mid = shared.messaging.next_id();
+            pending.insert(
+                mid,
+                Pending {
+                    recipient: r.id.clone(),
+                    waiting: Waiting::Elsewhere(Elsewhere::Stream {
+                        nats: nats.clone(),
+                        subject: subject.clone(),
+                    }),
+                },
+            );
+            mids.push(mid);
+        }
+    }
+    for (r, mid) in recipients.iter().zip(&mids) {
+        deliver(shared, r, *mid, path, request, from);
+        unless_closed(shared, r, *mid);
+    }
+    let shared2 = shared.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(timeout).await;
+        let mut pending = lock(&shared2.messaging.pending);
+        for mid in &mids {
+            pending.remove(mid);
+        }
+    });
+    Ok(recipients.len())
 }

@@ -221,6 +221,7 @@ async fn run(
     p: Map<String, Value>,
     id: &Value,
 ) -> Option<Result<Value, RpcError>> {
+    let raw = call.shared.cluster().map(|_| p.clone());
     let request = match Request::parse(method, p) {
         Ok(r) => r,
         Err(e) => return Some(Err(e)),
@@ -234,6 +235,17 @@ async fn run(
             return Some(Err(e));
         }
     }
+    // In a cluster, requests by id go to the session's member and requests
+    // by filter to every member (SPEC 12).
+    let request = match (call.shared.cluster().cloned(), raw) {
+        (Some(cluster), Some(raw)) => {
+            match crate::cluster::route(&cluster, call, request, method, &raw).await {
+                crate::cluster::Routed::Local(request) => request,
+                crate::cluster::Routed::Done(outcome) => return outcome,
+            }
+        }
+        _ => request,
+    };
     match request {
         Request::Close => {
             call.after.close_self = Some(CloseReason::ClosedByClient);
@@ -241,7 +253,7 @@ async fn run(
         }
         Request::Permissions { path } => Some(permissions(call, path.as_deref())),
         Request::Clients(r) => Some(r.apply(call).await),
-        Request::Listen(r) => r.apply(call, id),
+        Request::Listen(r) => r.apply(call, id).await,
         Request::Locks(r) => r.apply(call, id).await,
         Request::Messaging(r) => r.apply(call, id).await,
         Request::Metrics(r) => Some(r.apply(call).await),

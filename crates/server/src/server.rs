@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: crate::metrics::Collectors,
     /// Notified once when the server starts shutting down.
     pub(crate) shutdown: Notify,
+    /// The cluster this server is a member of, once it joined one.
+    pub(crate) cluster: OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 /// The parameters of `open`, checked.
@@ -96,7 +98,18 @@ impl Shared {
             messaging: crate::messaging::Messaging::default(),
             metrics,
             shutdown: Notify::new(),
+            cluster: OnceLock::new(),
         }
+    }
+
+    /// The cluster, when this server is a member of one.
+    pub(crate) fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    /// The first part of this server's session ids.
+    pub(crate) fn server_part_hex(&self) -> String {
+        format!("{:016x}", self.server_part)
     }
 
     fn clients(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Client>>> {
