@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs one fuzz target for a while, seeding its corpus first if it is empty.
 #   fuzz/run.sh TARGET SECONDS [more libFuzzer flags…]
-# Targets: parse, roundtrip, roles, tokens, differential, store, standing, oracle. Needs `cargo install cargo-fuzz`
+# Targets: parse, roundtrip, roles, tokens, differential, store, standing, oracle, server_messages.
+# Needs `cargo install cargo-fuzz`
 # and a nightly toolchain. One job, so it shares the machine politely.
 set -euo pipefail
 cd "$(dirname "$0")/.."

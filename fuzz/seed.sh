@@ -64,4 +64,31 @@ write("roles", roles)
 write("tokens", [])
 write("differential", [])
 write("store", [])
+
+# The session server's messages: one request of each method, with every
+# param, wrapped around a few of the conformance filters.
+def rpc(i, method, params=None):
+    m = {"jsonrpc": "2.0", "id": i, "method": method}
+    if params is not None:
+        m["params"] = params
+    return json.dumps(m)
+
+messages = [
+    rpc(1, "open", {"principal": "ops", "credentials": "x", "properties": {"Desk": "FX"},
+                    "client_type": "PYTHON", "reconnect": {"session_id": "a-b", "token": "t"}}),
+    rpc(2, "clients.set_properties", {"filter": "all", "properties": {"Note": None, "$Country": "fr"}}),
+    rpc(3, "clients.change_roles", {"session_id": "x", "add": ["A"], "remove": ["B"]}),
+    rpc(4, "clients.listen", {"filter": "all", "properties": "all", "after": 5}),
+    rpc(5, "locks.acquire", {"name": "locks/a/b", "scope": "connection"}),
+    rpc(6, "locks.list"),
+    rpc(7, "messaging.send", {"filter": "all", "path": "alerts/x", "request": {"a": [1]}, "timeout_ms": 10}),
+    rpc(8, "messaging.respond", {"id": 3, "error": "no"}),
+    rpc(9, "permissions", {"path": "a/b/c"}),
+    rpc(10, "clients.get_properties", {"session_id": "s", "keys": ["*U"]}),
+    json.dumps([json.loads(rpc(11, "close"))]),
+    json.dumps({"jsonrpc": "2.0", "method": "close"}),
+]
+for i, f in enumerate(filters[:50]):
+    messages.append(rpc(100 + i, "clients.fetch", {"filter": f, "properties": ["*F"], "limit": 10}))
+write("server_messages", messages)
 PY

@@ -504,6 +504,25 @@ mod tests {
     }
 
     #[test]
+    fn a_regex_is_compiled_once_and_shared_by_the_programs_of_a_filter() {
+        let filter = Filter::parse("Tier matches 'gold|silver' or Name matches 'x.*'").unwrap();
+        let Expr::Or { exprs, .. } = filter.expr() else {
+            panic!("{filter:?}");
+        };
+        let Expr::Matches { pattern, .. } = &exprs[0] else {
+            panic!("{filter:?}");
+        };
+        let parsed = Arc::clone(pattern.regex().expect("compiled by the parser"));
+        let a = Program::new(&filter).unwrap();
+        let b = Program::new(&filter).unwrap();
+        // This handle, the filter, and each program twice (its copy of the
+        // filter, its table of regexes) hold the one compiled regex.
+        assert_eq!(Arc::strong_count(&parsed), 6);
+        drop((a, b, filter));
+        assert_eq!(Arc::strong_count(&parsed), 1);
+    }
+
+    #[test]
     fn hand_built_invalid_roles_is_an_error_not_a_panic() {
         let f = Filter::from(Expr::is("$Roles", "admin\"x"));
         assert!(matches!(Program::new(&f), Err(Error::InvalidRoles(_))));

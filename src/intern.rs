@@ -39,6 +39,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use ahash::RandomState;
 use hashbrown::HashTable;
+use std::collections::BTreeSet;
 
 /// An interned string: a small `Copy` id, equal for equal strings.
 ///
@@ -118,9 +119,11 @@ impl std::error::Error for CapacityError {}
 const INLINE: usize = 15;
 /// The `len` of a slot whose text is in the shard's `long` list.
 const LONG: u8 = u8::MAX;
-/// Slots per chunk: slot storage grows a chunk at a time, so it never holds
-/// more than one chunk beyond what it has handed out.
-const CHUNK_BITS: u32 = 10;
+/// Slots per chunk: slot storage grows a chunk at a time and is given back
+/// a chunk at a time, once no string is left in it. Small chunks (1 280
+/// bytes) are given back despite the few long-lived strings scattered among
+/// short-lived ones (a value two sessions share, a name interned early).
+const CHUNK_BITS: u32 = 6;
 const CHUNK: usize = 1 << CHUNK_BITS;
 
 /// One string: its references and its text, in 20 bytes.
@@ -150,29 +153,62 @@ impl Slot {
     }
 }
 
+/// Bit words per chunk: one bit per slot, set while the slot is free.
+const WORDS: usize = CHUNK / 64;
+
+/// A chunk of slots. Ids must stay stable, so slots never move: a chunk
+/// whose slots are all free gives its storage back instead, and is
+/// allocated again when needed.
+struct Chunk {
+    /// The slots; empty while the chunk is given back.
+    slots: Box<[Slot]>,
+    /// A bit per free slot of an allocated chunk.
+    free: [u64; WORDS],
+    /// Slots holding a string.
+    live: u32,
+}
+
+impl Chunk {
+    fn given_back() -> Chunk {
+        Chunk {
+            slots: Box::default(),
+            free: [0; WORDS],
+            live: 0,
+        }
+    }
+}
+
 /// A shard of the table. The hash table holds slot numbers only and finds a
 /// string by hashing the text its slots hold, so each string is stored once.
+///
+/// New strings take the lowest free slot of the lowest chunk that has one,
+/// so the strings of long-gone sessions leave whole chunks behind, which
+/// are given back. Slot memory therefore follows the live strings when they
+/// go in roughly the order they came; strings that stay, scattered over
+/// many chunks, keep those chunks (20 bytes a slot).
 #[derive(Default)]
 struct Shard {
     table: HashTable<u32>,
-    chunks: Vec<Box<[Slot]>>,
-    /// Slots handed out so far; the free ones are in `free`.
-    next: u32,
-    free: Vec<u32>,
+    chunks: Vec<Chunk>,
+    /// Allocated chunks with a free slot.
+    open: BTreeSet<u32>,
+    /// Chunks given back, below the last allocated one.
+    given_back: BTreeSet<u32>,
     /// Text too long for a slot, and the free places in this list.
     long: Vec<Box<str>>,
     long_free: Vec<u32>,
 }
 
 /// The slot numbered `i`, in storage split into chunks.
-fn slot_in(chunks: &[Box<[Slot]>], i: u32) -> Option<&Slot> {
+fn slot_in(chunks: &[Chunk], i: u32) -> Option<&Slot> {
     chunks
         .get((i >> CHUNK_BITS) as usize)?
+        .slots
         .get(i as usize & (CHUNK - 1))
 }
 
 /// The text of slot `i` ("" for a slot that holds none).
-fn text_in<'a>(chunks: &'a [Box<[Slot]>], long: &'a [Box<str>], i: u32) -> &'a str {
+fn text_in<'a>(chunks: &'a [Chunk], long: &'a [Box<str>], i: u32) -> &'a str {
     let Some(slot) = slot_in(chunks, i) else {
         return "";
     };
@@ -193,23 +229,127 @@ impl Shard {
     fn slot_mut(&mut self, i: u32) -> Option<&mut Slot> {
         self.chunks
             .get_mut((i >> CHUNK_BITS) as usize)?
+            .slots
             .get_mut(i as usize & (CHUNK - 1))
     }
 
-    /// A slot for a new string: a free one, or the next fresh one.
+    /// A slot for a new string: the lowest free one of the lowest open
+    /// chunk, in a chunk allocated for it if none is open.
     fn take_slot(&mut self) -> Result<u32, CapacityError> {
-        if let Some(i) = self.free.pop() {
-            return Ok(i);
-        }
-        let i = self.next;
+        let c = match self.open.first() {
+            Some(&c) => c,
+            None => self.allocate_chunk()?,
+        };
+        let Some(chunk) = self.chunks.get_mut(c as usize) else {
+            return Err(CapacityError);
+        };
+        let Some(w) = chunk.free.iter().position(|&word| word != 0) else {
+            self.open.remove(&c);
+            return Err(CapacityError);
+        };
+        let bit = chunk.free[w].trailing_zeros();
+        let i = (c << CHUNK_BITS) | (w as u32 * 64 + bit);
         if i >= MAX_SLOTS {
             return Err(CapacityError);
         }
-        if (i >> CHUNK_BITS) as usize >= self.chunks.len() {
-            self.chunks.push(vec![Slot::FREE; CHUNK].into_boxed_slice());
+        chunk.free[w] &= !(1 << bit);
+        chunk.live += 1;
+        if chunk.free.iter().all(|&word| word == 0) {
+            self.open.remove(&c);
         }
-        self.next += 1;
         Ok(i)
+    }
+
+    /// Allocates a chunk, the lowest given back or a new one at the end.
+    fn allocate_chunk(&mut self) -> Result<u32, CapacityError> {
+        let c = match self.given_back.pop_first() {
+            Some(c) => c,
+            None => {
+                let c = self.chunks.len() as u32;
+                if c >= MAX_SLOTS >> CHUNK_BITS {
+                    return Err(CapacityError);
+                }
+                self.chunks.push(Chunk::given_back());
+                c
+            }
+        };
+        if let Some(chunk) = self.chunks.get_mut(c as usize) {
+            chunk.slots = vec![Slot::FREE; CHUNK].into_boxed_slice();
+            chunk.free = [u64::MAX; WORDS];
+        }
+        self.open.insert(c);
+        Ok(c)
+    }
+
+    /// Frees slot `i`, whose string is gone; a chunk left with no string
+    /// is given back, unless it is the only open one and the lowest place
+    /// a new chunk would take (so a string that comes and goes does not
+    /// allocate a chunk each time).
+    fn free_slot(&mut self, i: u32) {
+        let c = i >> CHUNK_BITS;
+        let Some(chunk) = self.chunks.get_mut(c as usize) else {
+            return;
+        };
+        let at = i as usize & (CHUNK - 1);
+        if let Some(slot) = chunk.slots.get_mut(at) {
+            *slot = Slot::FREE;
+        }
+        chunk.free[at / 64] |= 1 << (at % 64);
+        chunk.live = chunk.live.saturating_sub(1);
+        let empty = chunk.live == 0;
+        self.open.insert(c);
+        let lower_given_back = self.given_back.first().is_some_and(|&g| g < c);
+        if empty && (self.open.len() > 1 || lower_given_back) {
+            self.give_back(c);
+        }
+    }
+
+    fn give_back(&mut self, c: u32) {
+        if let Some(chunk) = self.chunks.get_mut(c as usize) {
+            *chunk = Chunk::given_back();
+        }
+        self.open.remove(&c);
+        self.given_back.insert(c);
+        // Chunks given back at the end go altogether.
+        while self.chunks.last().is_some_and(|last| last.slots.is_empty()) {
+            self.chunks.pop();
+            self.given_back.remove(&(self.chunks.len() as u32));
+        }
+        if self.chunks.capacity() > 2 * self.chunks.len() + 16 {
+            self.chunks.shrink_to_fit();
+        }
+    }
+
+    /// Moves the long texts down to places `0..n` once most places are
+    /// free, telling each one's slot its new place.
+    fn compact_long(&mut self, hasher: &RandomState) {
+        let live = self.long.len() - self.long_free.len();
+        if self.long_free.len() < 64 || self.long_free.len() < live {
+            return;
+        }
+        let old = std::mem::take(&mut self.long);
+        let mut long: Vec<Box<str>> = Vec::with_capacity(live);
+        for (at, text) in old.into_iter().enumerate() {
+            // Long text is longer than a slot holds: empty means free.
+            if text.is_empty() {
+                continue;
+            }
+            let new_at = long.len() as u32;
+            let hash = hasher.hash_one(&*text);
+            let chunks = &self.chunks;
+            let found = self
+                .table
+                .find(hash, |&j| {
+                    slot_in(chunks, j).and_then(Slot::long_index) == Some(at)
+                })
+                .copied();
+            if let Some(slot) = found.and_then(|j| self.slot_mut(j)) {
+                slot.bytes[..4].copy_from_slice(&new_at.to_le_bytes());
+            }
+            long.push(text);
+        }
+        self.long = long;
+        self.long_free = Vec::new();
     }
 
     /// The slot contents for `s`, moving long text to `long`.
@@ -242,14 +382,19 @@ impl Shard {
 
     fn add_memory(&self, m: &mut InternerMemory) {
         m.strings += self.table.len();
-        m.slots += self.chunks.len() * CHUNK * std::mem::size_of::<Slot>();
+        m.slots +=
+            self.chunks.iter().map(|c| c.slots.len()).sum::<usize>() * std::mem::size_of::<Slot>();
         m.table += self.table.capacity() * (std::mem::size_of::<u32>() + 1);
         m.text += self.long.capacity() * std::mem::size_of::<Box<str>>();
         for text in self.long.iter().filter(|t| !t.is_empty()) {
             m.text += text.len();
             m.text_allocations += 1;
         }
-        m.free += (self.free.capacity() + self.long_free.capacity()) * 4;
+        // The chunks' free bits and the sets of open and given-back chunks
+        // (a B-tree entry is about 8 bytes with its share of the node).
+        m.free += self.chunks.capacity() * std::mem::size_of::<Chunk>()
+            + (self.open.len() + self.given_back.len()) * 8
+            + self.long_free.capacity() * 4;
     }
 }
 
@@ -369,10 +514,10 @@ pub(crate) fn release(sym: Sym) {
             shard.long_free.push(at as u32);
         }
     }
-    if let Some(slot) = shard.slot_mut(i) {
-        *slot = Slot::FREE;
+    shard.free_slot(i);
+    if long.is_some() {
+        shard.compact_long(&interner.hasher);
     }
-    shard.free.push(i);
     // The table follows the live strings down, not only up (halving it
     // costs one rehash per half of the strings gone).
     let (len, capacity) = (shard.table.len(), shard.table.capacity());
@@ -625,7 +770,9 @@ mod tests {
             assert_eq!(lookup(&format!("{prefix}{i}")), None);
         }
         // Freed slots are reused: the shards did not grow by 20 000 slots.
-        let slots: usize = (0..SHARDS).map(|i| INTERNER.lock(i).next as usize).sum();
+        let slots: usize = (0..SHARDS)
+            .map(|i| INTERNER.lock(i).chunks.len() * CHUNK)
+            .sum();
         assert!(slots < 20_000, "{slots} slots");
     }
 }

@@ -17,7 +17,6 @@ use crate::error::Error;
 use crate::intern::{self, CapacityError, Interned, Sym};
 use crate::util::properties::{validate_user_key, FIXED_PROPERTIES, ROLES};
 use crate::util::roles::{roles_to_string, string_to_roles};
-use crate::vm::analysis::Key;
 
 /// Number of fixed property slots.
 pub(crate) const FIXED_SLOTS: usize = FIXED_PROPERTIES.len();
@@ -54,39 +53,52 @@ const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-/// A property key as indexes name it: a fixed property by slot, or another
-/// key by id.
+/// A property key as the indexes (the store's and the standing filters')
+/// name it: a fixed property by slot, or another key by id.
+///
+/// Fixed slots take ids from the top of the range, which `Sym`s never reach
+/// (it is reserved for their markers), so the two kinds never collide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct KeyId(u32);
+pub(crate) struct Key(u32);
 
-impl KeyId {
-    /// Fixed slots take ids from the top of the range, which `Sym`s never
-    /// reach (it is reserved for their markers).
-    pub(crate) fn fixed(slot: usize) -> KeyId {
-        KeyId(u32::MAX - 2 - slot as u32)
+impl Key {
+    /// The fixed property in `slot` (`$Roles` is [`Key::roles`]).
+    pub(crate) fn fixed(slot: usize) -> Key {
+        Key(u32::MAX - 2 - slot as u32)
     }
 
-    pub(crate) fn other(key: Sym) -> KeyId {
-        KeyId(key.as_u32())
+    /// Another key (a user key or an unknown `$` key), by its id.
+    pub(crate) fn other(key: Sym) -> Key {
+        Key(key.as_u32())
     }
 
-    /// The fixed slot this key names, if it is a fixed key.
+    /// `$Roles`: its presence and its set of roles.
+    pub(crate) fn roles() -> Key {
+        Key::fixed(ROLES_SLOT)
+    }
+
+    /// The fixed slot this key names, if it is a fixed property.
     pub(crate) fn fixed_slot(self) -> Option<usize> {
         let slot = (u32::MAX - 2).checked_sub(self.0)? as usize;
         (slot < FIXED_SLOTS).then_some(slot)
     }
+
+    /// The id of another key's name, if it is not a fixed property.
+    pub(crate) fn other_sym(self) -> Option<Sym> {
+        self.fixed_slot().is_none().then(|| Sym::from_u32(self.0))
+    }
 }
 
-/// One fact about a session that an index can post it under.
+/// A fact about one session, as the indexes key it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Term {
+    /// The key has this value (every key but `$Roles`, which is a set).
+    Value(Key, Sym),
     /// The key is present.
-    Key(KeyId),
-    /// The key holds this value (every key but `$Roles`, which is a set).
-    Value(KeyId, Sym),
+    Present(Key),
     /// The session has this role.
     Role(Sym),
-    /// The session has this many roles (0 without `$Roles`).
+    /// The session has this many roles (none when `$Roles` is absent).
     RoleCount(u32),
 }
 
@@ -183,11 +195,11 @@ pub(crate) fn fixed_slot(key: &str) -> Option<usize> {
 /// # Ok::<(), session_filter::Error>(())
 /// ```
 pub struct Session {
-    pub(crate) fixed: [Sym; FIXED_SLOTS],
+    fixed: [Sym; FIXED_SLOTS],
     /// Other properties, sorted by key id, keys distinct.
-    pub(crate) others: SmallVec<[(Sym, Sym); 3]>,
+    others: SmallVec<[(Sym, Sym); 3]>,
     /// Roles, distinct, in first-seen order.
-    pub(crate) roles: RoleList,
+    roles: RoleList,
 }
 
 impl Session {
@@ -342,50 +354,123 @@ impl Session {
         dropped.into_iter().for_each(intern::release);
     }
 
-    /// Calls `f` with every term of the session: each key present, each
-    /// value but that of `$Roles`, and the role terms.
-    pub(crate) fn for_each_term(&self, mut f: impl FnMut(Term)) {
-        for (slot, &v) in self.fixed.iter().enumerate() {
-            if v == Sym::NONE || slot == ROLES_SLOT {
+    /// Calls `f` with every term the session has: each key's presence and
+    /// value (`$Roles` has presence only), each role and the number of roles
+    /// (0 without `$Roles`). With `only`, just the terms of those keys. The
+    /// one walk of a session's terms, for the store's index and the
+    /// standing filters.
+    #[inline]
+    pub(crate) fn for_each_term(&self, only: Option<&[Key]>, mut f: impl FnMut(Term)) {
+        if let Some(keys) = only {
+            // Straight to each key, whatever the session's size.
+            for &key in keys {
+                self.for_each_term_of(key, &mut f);
+            }
+            return;
+        }
+        for (slot, &value) in self.fixed.iter().enumerate() {
+            if value == Sym::NONE || slot == ROLES_SLOT {
                 continue;
             }
-            let key = KeyId::fixed(slot);
-            f(Term::Key(key));
-            f(Term::Value(key, v));
+            let key = Key::fixed(slot);
+            f(Term::Present(key));
+            f(Term::Value(key, value));
         }
-        for &(k, v) in &self.others {
-            let key = KeyId::other(k);
-            f(Term::Key(key));
-            f(Term::Value(key, v));
+        self.for_each_term_of(Key::roles(), &mut f);
+        for &(key, value) in &self.others {
+            let key = Key::other(key);
+            f(Term::Present(key));
+            f(Term::Value(key, value));
         }
-        self.for_each_role_term(f);
     }
 
-    /// Calls `f` with the terms of one key other than `$Roles`: its presence
-    /// and its value, none when the session lacks it.
-    pub(crate) fn for_each_key_term(&self, key: &PropertyKey, mut f: impl FnMut(Term)) {
-        let id = key.key_id();
-        let value = match &key.0 {
-            KeyRepr::Fixed(slot) if slot.index() == ROLES_SLOT => return,
-            KeyRepr::Fixed(slot) => Some(self.fixed[slot.index()]).filter(|&v| v != Sym::NONE),
-            KeyRepr::Other(k) => self.other(k.sym()),
+    /// The terms of one key: for `$Roles` its presence, each role and the
+    /// number of roles; for another key its presence and value, if it has
+    /// one.
+    #[inline]
+    fn for_each_term_of(&self, key: Key, f: &mut impl FnMut(Term)) {
+        let value = match key.fixed_slot() {
+            Some(ROLES_SLOT) => {
+                if self.fixed[ROLES_SLOT] != Sym::NONE {
+                    f(Term::Present(key));
+                }
+                for &role in &self.roles {
+                    f(Term::Role(role));
+                }
+                f(Term::RoleCount(self.roles.len() as u32));
+                return;
+            }
+            Some(slot) => Some(self.fixed[slot]).filter(|&v| v != Sym::NONE),
+            None => key.other_sym().and_then(|k| self.other(k)),
         };
-        if let Some(v) = value {
-            f(Term::Key(id));
-            f(Term::Value(id, v));
+        if let Some(value) = value {
+            f(Term::Present(key));
+            f(Term::Value(key, value));
         }
     }
 
-    /// Calls `f` with the role terms only: `$Roles` presence, each role, and
-    /// the number of roles.
-    pub(crate) fn for_each_role_term(&self, mut f: impl FnMut(Term)) {
-        if self.fixed[ROLES_SLOT] != Sym::NONE {
-            f(Term::Key(KeyId::fixed(ROLES_SLOT)));
+    /// The keys whose value differs between `self` and `after`: present in
+    /// one only, or with different values (roles compared as sets, with
+    /// `$Roles`' presence).
+    pub(crate) fn changed_keys(&self, after: &Session) -> SmallVec<[Key; 4]> {
+        let before = self;
+        let mut keys = SmallVec::new();
+        for (slot, (a, b)) in before.fixed.iter().zip(&after.fixed).enumerate() {
+            if a != b {
+                keys.push(Key::fixed(slot));
+            }
         }
-        for &r in &self.roles {
-            f(Term::Role(r));
+        let same_roles = before.roles.len() == after.roles.len()
+            && before.roles.iter().all(|r| after.roles.contains(r));
+        if !same_roles && !keys.contains(&Key::roles()) {
+            keys.push(Key::roles());
         }
-        f(Term::RoleCount(self.roles.len() as u32));
+        // Both lists are sorted by key: merge them.
+        let (mut x, mut y) = (
+            before.others.iter().peekable(),
+            after.others.iter().peekable(),
+        );
+        loop {
+            match (x.peek(), y.peek()) {
+                (None, None) => break,
+                (Some(&&(k, _)), None) => {
+                    keys.push(Key::other(k));
+                    x.next();
+                }
+                (None, Some(&&(k, _))) => {
+                    keys.push(Key::other(k));
+                    y.next();
+                }
+                (Some(&&(k, v)), Some(&&(l, w))) => {
+                    if k < l {
+                        keys.push(Key::other(k));
+                        x.next();
+                    } else if l < k {
+                        keys.push(Key::other(l));
+                        y.next();
+                    } else {
+                        if v != w {
+                            keys.push(Key::other(k));
+                        }
+                        x.next();
+                        y.next();
+                    }
+                }
+            }
+        }
+        keys
+    }
+
+    /// The value in fixed slot `slot` (`Sym::NONE` when absent), for the VM.
+    #[inline]
+    pub(crate) fn fixed_sym(&self, slot: usize) -> Sym {
+        self.fixed[slot]
+    }
+
+    /// The roles, for the VM.
+    #[inline]
+    pub(crate) fn role_syms(&self) -> &[Sym] {
+        &self.roles
     }
 
     /// Removes property `key`; true if it was there.
@@ -718,10 +803,10 @@ impl PropertyKey {
     }
 
     /// The key as indexes name it.
-    pub(crate) fn key_id(&self) -> KeyId {
+    pub(crate) fn key(&self) -> Key {
         match &self.0 {
-            KeyRepr::Fixed(slot) => KeyId::fixed(slot.index()),
-            KeyRepr::Other(k) => KeyId::other(k.sym()),
+            KeyRepr::Fixed(slot) => Key::fixed(slot.index()),
+            KeyRepr::Other(k) => Key::other(k.sym()),
         }
     }
 
@@ -895,5 +980,48 @@ mod tests {
         s2.set("k3", "changed").unwrap();
         assert_eq!(s2.get("k3").as_deref(), Some("changed"));
         assert_eq!(s.get("k3").as_deref(), Some("v3"));
+    }
+
+    #[test]
+    fn terms_cover_values_presence_roles_and_count() {
+        let s = Session::new([
+            ("$Country", "UK"),
+            ("Tier", "gold"),
+            ("$Roles", r#""a","b""#),
+        ])
+        .unwrap();
+        let mut terms = Vec::new();
+        s.for_each_term(None, |t| terms.push(t));
+        // $Country: present and value; $Roles: present, two roles, count;
+        // Tier: present and value.
+        assert_eq!(terms.len(), 2 + 4 + 2, "{terms:?}");
+        assert!(terms.contains(&Term::RoleCount(2)));
+        let mut none = Vec::new();
+        Session::empty().for_each_term(None, |t| none.push(t));
+        assert_eq!(none, [Term::RoleCount(0)]);
+    }
+
+    #[test]
+    fn changed_keys_compare_values_presence_and_role_sets() {
+        let a = Session::new([
+            ("$Country", "UK"),
+            ("Tier", "gold"),
+            ("$Roles", r#""a","b""#),
+        ])
+        .unwrap();
+        let b = Session::new([
+            ("$Country", "UK"),
+            ("Tier", "gold"),
+            ("$Roles", r#""b","a""#),
+        ])
+        .unwrap();
+        assert!(a.changed_keys(&b).is_empty());
+        let c = Session::new([("$Country", "DE"), ("Dept", "x"), ("$Roles", r#""a""#)]).unwrap();
+        let keys = a.changed_keys(&c);
+        assert_eq!(keys.len(), 4, "{keys:?}");
+        assert!(keys.contains(&Key::roles()));
+        // `$Roles` absent and `$Roles` empty differ by presence.
+        let d = Session::new([("$Roles", "")]).unwrap();
+        assert_eq!(&Session::empty().changed_keys(&d)[..], [Key::roles()]);
     }
 }

@@ -4,9 +4,21 @@
 //! those structures (`SessionStore::memory`), since the allocator may keep
 //! freed pages and resident size alone cannot show it.
 
-use session_filter::{Execution, Program, SessionStore, StoreMemory};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use session_filter::{
+    interner_memory, Execution, InternerMemory, Program, SessionStore, StoreMemory,
+};
 
 const PEAK: usize = 200_000;
+
+/// The interner is global: the tests here run one at a time, so the one
+/// that measures it sees only its own strings come and go.
+static ALONE: Mutex<()> = Mutex::new(());
+
+fn alone() -> MutexGuard<'static, ()> {
+    ALONE.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn session(i: usize) -> Vec<(String, String)> {
     let mut props = session_filter::demo::properties(i as u64);
@@ -74,6 +86,7 @@ fn assert_same_answers(store: &SessionStore, fresh: &SessionStore) {
 
 #[test]
 fn closing_by_filter_shrinks_the_store_to_its_live_sessions() {
+    let _alone = alone();
     let store = peaked();
     let peak = store.memory();
     assert_eq!(store.close("Keep is 'no'").unwrap(), PEAK - PEAK / 10);
@@ -90,6 +103,7 @@ fn closing_by_filter_shrinks_the_store_to_its_live_sessions() {
 
 #[test]
 fn closing_one_by_one_shrinks_the_store_too() {
+    let _alone = alone();
     let store = peaked();
     for i in (0..PEAK).filter(|i| !i.is_multiple_of(10)) {
         assert!(store.close_session(&format!("s{i:06}")));
@@ -101,6 +115,7 @@ fn closing_one_by_one_shrinks_the_store_too() {
 
 #[test]
 fn changes_after_a_compaction_reach_the_right_sessions() {
+    let _alone = alone();
     let store = peaked();
     store.close("Keep is 'no'").unwrap();
     assert_eq!(
@@ -115,4 +130,45 @@ fn changes_after_a_compaction_reach_the_right_sessions() {
     );
     store.set_properties("s000030", [("Tier", "tin")]).unwrap();
     assert_eq!(store.select("Tier is 'tin'").unwrap(), ["s000030"]);
+}
+
+/// The interner's slots follow the live strings when sessions end roughly
+/// in the order they began: the chunks that held only the strings of
+/// closed sessions are given back, and so is everything once the store is
+/// gone. (Survivors scattered evenly over the peak keep their chunks: ids
+/// are stable, so slots never move; README, "Memory per session".)
+#[test]
+fn the_interner_gives_back_the_chunks_of_strings_that_are_gone() {
+    let _alone = alone();
+    let base = interner_memory();
+    let store = peaked();
+    let peak = interner_memory();
+    for i in 0..PEAK - PEAK / 10 {
+        assert!(store.close_session(&format!("s{i:06}")));
+    }
+    let after = interner_memory();
+    let grown = |m: &InternerMemory| {
+        (
+            m.slots.saturating_sub(base.slots),
+            m.total().saturating_sub(base.total()),
+        )
+    };
+    eprintln!("base {base:?}\npeak {peak:?}\nafter {after:?}");
+    let (peak_slots, peak_total) = grown(&peak);
+    let (after_slots, after_total) = grown(&after);
+    assert!(
+        after_slots * 3 <= peak_slots,
+        "slots: {after_slots} of {peak_slots} kept"
+    );
+    assert!(
+        after_total * 3 <= peak_total,
+        "total: {after_total} of {peak_total} kept"
+    );
+    drop(store);
+    let end = interner_memory();
+    eprintln!("end {end:?}");
+    // At most one empty chunk (64 slots of 20 bytes) kept per shard, and
+    // hash tables too small to shrink.
+    assert!(end.slots <= base.slots.max(16 * 64 * 20), "{end:?}");
+    assert!(end.total() <= base.total() + (128 << 10), "{end:?}");
 }

@@ -25,19 +25,13 @@ const CHANGES: [(&str, &[&str]); 4] = [
 ];
 
 /// Starts the churn at about `per_second` events a second on the sessions
-/// `ids` (and those it connects itself) of the store `store(&owner)`. It
-/// runs until the process ends.
-pub fn spawn<T: Send + Sync + 'static>(
-    owner: Arc<T>,
-    store: fn(&T) -> &SessionStore,
-    per_second: f64,
-    ids: Vec<String>,
-) {
+/// `ids` (and those it connects itself) of `store`. It runs until the
+/// process ends.
+pub fn spawn(store: Arc<SessionStore>, per_second: f64, ids: Vec<String>) {
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0x5EED, |d| d.as_nanos() as u64);
     let mut churn = Churn {
-        owner,
         store,
         // New sessions take the demo ids after the population's.
         next: ids.len() as u64,
@@ -60,9 +54,8 @@ pub fn spawn<T: Send + Sync + 'static>(
     });
 }
 
-struct Churn<T> {
-    owner: Arc<T>,
-    store: fn(&T) -> &SessionStore,
+struct Churn {
+    store: Arc<SessionStore>,
     /// Sessions this thread believes open; one found closed (by the API) is
     /// dropped from the list when it is picked.
     ids: Vec<String>,
@@ -70,9 +63,9 @@ struct Churn<T> {
     rng: Rng,
 }
 
-impl<T> Churn<T> {
+impl Churn {
     fn step(&mut self) {
-        let store = (self.store)(&self.owner);
+        let store = &self.store;
         let roll = self.rng.below(20);
         if roll < 4 || self.ids.is_empty() {
             // Connect. An id already taken (from a FILE) is skipped.

@@ -9,7 +9,6 @@ mod client;
 mod cluster;
 mod fetch;
 mod select;
-mod serve;
 mod server;
 mod watch;
 
@@ -154,8 +153,6 @@ enum Command {
     /// the total (for `select`, the ids as JSON lines) on stdout and who
     /// answered on stderr; exits 3 when the result is partial.
     Cluster(cluster::ClusterArgs),
-    /// Serve the web console and its JSON API over a store of sessions.
-    Serve(serve::Args),
     /// Run the session server: clients open sessions over WebSocket at
     /// ws://HOST:PORT/session (SPEC section 11). SIGTERM closes every
     /// session and stops.
@@ -326,7 +323,6 @@ fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Member(args) => cluster::member(args),
         Command::Cluster(args) => cluster::run(args),
-        Command::Serve(args) => serve::run(args),
         Command::Server(args) => server::run(args),
         Command::HashPassword => print_line(&server::hash(&mut io::stdin().lock())?),
         Command::Client(args) => client::run(args),

@@ -3,6 +3,7 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use session_filter::{SessionStore, StoreOptions};
 use session_filter_server::{hash_password, random_password, Config, Server};
 
@@ -70,7 +71,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let store = Arc::new(SessionStore::with_options(StoreOptions::new()));
     let ids = match args.demo {
-        Some(n) => crate::serve::load_demo(&store, n)?,
+        Some(n) => load_demo(&store, n)?,
         None => Vec::new(),
     };
     let listen = config.server.listen.clone();
@@ -108,7 +109,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             );
         }
         if let Some(rate) = args.churn {
-            crate::churn::spawn(store, |s: &SessionStore| s, rate, ids);
+            crate::churn::spawn(store, rate, ids);
         }
         if !addr.ip().is_loopback() {
             eprintln!(
@@ -161,4 +162,17 @@ pub fn hash(stdin: &mut impl Read) -> Result<String, Failure> {
         return Err(Failure::Invalid("the password on stdin is empty".into()));
     }
     hash_password(password).map_err(Failure::Invalid)
+}
+
+/// Loads demo sessions `0..n`, in parallel; returns their ids.
+fn load_demo(store: &SessionStore, n: usize) -> Result<Vec<String>, Failure> {
+    (0..n as u64)
+        .into_par_iter()
+        .map(|i| {
+            let props = session_filter::demo::properties(i);
+            let id = props.first().map(|(_, id)| id.clone()).unwrap_or_default();
+            store.insert(props).map(|()| id)
+        })
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(|e| Failure::Invalid(format!("demo population: {e}")))
 }

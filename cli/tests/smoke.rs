@@ -2,8 +2,8 @@
 //! smoke.py`), run against this build's `session-filter server`.
 //!
 //! It reads `../shared/conformance/server/smoke.py` when the checkout has
-//! the shared folder beside it, and the copy in `tests/conformance/` when it
-//! has not. The script needs Python 3.11+ and installs its two packages into
+//! the shared folder beside it, and the repository's copy in `tests/conformance/server/`
+//! when it has not. The script needs Python 3.11+ and installs its two packages into
 //! a virtual environment of its own on first use; without Python the test
 //! says so and passes, unless `CI` is set.
 
@@ -17,7 +17,7 @@ fn script() -> PathBuf {
         return shared;
     }
     eprintln!("../shared is absent: running the copy in tests/conformance/server/");
-    manifest.join("tests/conformance/server/smoke.py")
+    manifest.join("../tests/conformance/server/smoke.py")
 }
 
 #[test]

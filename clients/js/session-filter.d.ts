@@ -188,6 +188,8 @@ export class Session {
   readonly isClosed: boolean;
   readonly isConnected: boolean;
   readonly clients: ClientControl;
+  /** Diffusion's name for `clients`. */
+  readonly clientControl: ClientControl;
   readonly messaging: Messaging;
   readonly metrics: Metrics;
   readonly locks: Locks;

@@ -531,6 +531,11 @@ export class Session {
     this._closing = false;
   }
 
+  /** Diffusion's name for `clients`. */
+  get clientControl() {
+    return this.clients;
+  }
+
   /** Whether the session has ended. */
   get isClosed() {
     return this.state === "closed";

@@ -84,7 +84,6 @@
 //! access term.
 
 mod index;
-pub(crate) mod terms;
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -362,7 +361,7 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
                 }
             }
         };
-        terms::for_each_term(session, None, |term| {
+        session.for_each_term(None, |term| {
             for &(e, _) in self.index.posted(&term) {
                 verify(e, &mut hits);
             }
@@ -401,7 +400,7 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
                 }
             }
         };
-        terms::for_each_term(session, None, |term| {
+        session.for_each_term(None, |term| {
             for &(e, _) in self.index.posted(&term) {
                 consider(e, &mut best);
             }
@@ -427,12 +426,12 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
     /// cost grows with the filters that mention a changed key, not with the
     /// size of the set.
     pub fn changes(&self, before: &Session, after: &Session) -> Changes<Id> {
-        let changed = terms::changed_keys(before, after);
+        let changed = before.changed_keys(after);
         self.changes_and_stayed(before, after, &changed, false).0
     }
 
     /// [`FilterSet::changes`] for the keys that differ between the two
-    /// states (`changed`, from [`terms::changed_keys`]) and, when
+    /// states (`changed`, from `Session::changed_keys`) and, when
     /// `want_stayed`, the ids whose filter reads a changed key and matches
     /// both states (in set order): the watches a change updates.
     pub(crate) fn changes_and_stayed(
@@ -451,8 +450,8 @@ impl<Id: Clone + Eq + Hash> FilterSet<Id> {
                 .posted_reading(&term, changed, |e| candidates.push(e))
         };
         // Every term of `before`, and the terms of `after` that differ.
-        terms::for_each_term(before, None, &mut gather);
-        terms::for_each_term(after, Some(changed), &mut gather);
+        before.for_each_term(None, &mut gather);
+        after.for_each_term(Some(changed), &mut gather);
         for &key in changed {
             candidates.extend(self.index.unindexed_reading(key).iter().map(|&(e, _)| e));
         }

@@ -24,9 +24,9 @@ use smallvec::SmallVec;
 
 use std::ops::ControlFlow;
 
-use super::shard::IdMap;
+use super::ids::IdMap;
 use crate::intern::Sym;
-use crate::session::{KeyId, PropertyKey, Session, Term, FIXED_SLOTS, SESSION_ID_SLOT};
+use crate::session::{Key, PropertyKey, Session, Term, FIXED_SLOTS, SESSION_ID_SLOT};
 use crate::vm::{Pool, Program, Reach, SetOracle, Test};
 
 /// A posting stays a sorted vector up to this many slots.
@@ -230,25 +230,25 @@ type ValueMap = AHashMap<Sym, ValuePosting>;
 #[derive(Default)]
 struct ValueMaps {
     fixed: [ValueMap; FIXED_SLOTS],
-    other: AHashMap<KeyId, ValueMap>,
+    other: AHashMap<Key, ValueMap>,
 }
 
 impl ValueMaps {
-    fn get(&self, key: KeyId) -> Option<&ValueMap> {
+    fn get(&self, key: Key) -> Option<&ValueMap> {
         match key.fixed_slot() {
             Some(slot) => self.fixed.get(slot),
             None => self.other.get(&key),
         }
     }
 
-    fn get_mut(&mut self, key: KeyId) -> Option<&mut ValueMap> {
+    fn get_mut(&mut self, key: Key) -> Option<&mut ValueMap> {
         match key.fixed_slot() {
             Some(slot) => self.fixed.get_mut(slot),
             None => self.other.get_mut(&key),
         }
     }
 
-    fn entry(&mut self, key: KeyId) -> &mut ValueMap {
+    fn entry(&mut self, key: Key) -> &mut ValueMap {
         match key.fixed_slot().and_then(|slot| self.fixed.get_mut(slot)) {
             Some(map) => map,
             None => self.other.entry(key).or_default(),
@@ -256,7 +256,7 @@ impl ValueMaps {
     }
 
     /// Drops `key`'s map if it is empty and not a fixed key's.
-    fn remove_if_empty(&mut self, key: KeyId) {
+    fn remove_if_empty(&mut self, key: Key) {
         if key.fixed_slot().is_none() && self.other.get(&key).is_some_and(|m| m.is_empty()) {
             self.other.remove(&key);
         }
@@ -269,7 +269,7 @@ impl ValueMaps {
 
     fn bytes(&self) -> usize {
         let entry = std::mem::size_of::<(Sym, ValuePosting)>() + 1;
-        let outer = std::mem::size_of::<(KeyId, ValueMap)>() + 1;
+        let outer = std::mem::size_of::<(Key, ValueMap)>() + 1;
         self.other.capacity() * outer
             + self
                 .fixed
@@ -295,19 +295,21 @@ pub(super) struct Index {
     /// are empty and listed in `free_shared`.
     shared: Vec<Posting>,
     free_shared: Vec<u32>,
-    keys: AHashMap<KeyId, Posting>,
+    keys: AHashMap<Key, Posting>,
     roles: AHashMap<Sym, Posting>,
     /// Slots by their number of roles: every live slot is in exactly one.
     role_counts: AHashMap<u32, Posting>,
 }
 
-/// Adds `slot` to the posting of `key`, or removes it (dropping the posting
-/// when it empties, so the index never holds more than the live sessions
-/// need).
-fn touch<K: std::hash::Hash + Eq>(map: &mut AHashMap<K, Posting>, key: K, slot: u32, add: bool) {
-    if add {
-        map.entry(key).or_default().insert(slot);
-    } else if let Some(p) = map.get_mut(&key) {
+/// Adds `slot` to the posting of `key`.
+fn post<K: std::hash::Hash + Eq>(map: &mut AHashMap<K, Posting>, key: K, slot: u32) {
+    map.entry(key).or_default().insert(slot);
+}
+
+/// Removes `slot` from the posting of `key`, dropping the posting when it
+/// empties, so the index never holds more than the live sessions need.
+fn unpost<K: std::hash::Hash + Eq>(map: &mut AHashMap<K, Posting>, key: K, slot: u32) {
+    if let Some(p) = map.get_mut(&key) {
         p.remove(slot);
         if p.is_empty() {
             map.remove(&key);
@@ -318,35 +320,38 @@ fn touch<K: std::hash::Hash + Eq>(map: &mut AHashMap<K, Posting>, key: K, slot: 
 impl Index {
     /// Indexes the session in `slot`.
     pub(super) fn add(&mut self, slot: u32, s: &Session) {
-        self.touch_session(slot, s, true);
+        s.for_each_term(None, |term| self.add_term(slot, term));
     }
 
     /// Forgets the session in `slot`.
     pub(super) fn remove(&mut self, slot: u32, s: &Session) {
-        self.touch_session(slot, s, false);
+        s.for_each_term(None, |term| self.remove_term(slot, term));
     }
 
-    fn touch_session(&mut self, slot: u32, s: &Session, add: bool) {
-        s.for_each_term(|term| self.touch_term(slot, term, add));
-    }
-
-    fn touch_term(&mut self, slot: u32, term: Term, add: bool) {
+    fn add_term(&mut self, slot: u32, term: Term) {
         match term {
-            Term::Key(key) => touch(&mut self.keys, key, slot, add),
+            Term::Present(key) => post(&mut self.keys, key, slot),
             // The id map answers `$SessionId`.
-            Term::Value(key, _) if key == KeyId::fixed(SESSION_ID_SLOT) => {}
-            Term::Value(key, v) => self.touch_value(key, v, slot, add),
-            Term::Role(r) => touch(&mut self.roles, r, slot, add),
-            Term::RoleCount(n) => touch(&mut self.role_counts, n, slot, add),
+            Term::Value(key, _) if key == Key::fixed(SESSION_ID_SLOT) => {}
+            Term::Value(key, v) => self.add_value(key, v, slot),
+            Term::Role(r) => post(&mut self.roles, r, slot),
+            Term::RoleCount(n) => post(&mut self.role_counts, n, slot),
         }
     }
 
-    /// Adds `slot` to the posting of `key`'s value `v`, or removes it.
-    fn touch_value(&mut self, key: KeyId, v: Sym, slot: u32, add: bool) {
-        if add {
-            self.add_value(key, v, slot);
-            return;
+    fn remove_term(&mut self, slot: u32, term: Term) {
+        match term {
+            Term::Present(key) => unpost(&mut self.keys, key, slot),
+            Term::Value(key, _) if key == Key::fixed(SESSION_ID_SLOT) => {}
+            Term::Value(key, v) => self.remove_value(key, v, slot),
+            Term::Role(r) => unpost(&mut self.roles, r, slot),
+            Term::RoleCount(n) => unpost(&mut self.role_counts, n, slot),
         }
+    }
+
+    /// Removes `slot` from the posting of `key`'s value `v`; a shared
+    /// posting left with one slot goes back inline, an empty one is freed.
+    fn remove_value(&mut self, key: Key, v: Sym, slot: u32) {
         let Some(map) = self.values.get_mut(key) else {
             return;
         };
@@ -386,7 +391,8 @@ impl Index {
         self.values.remove_if_empty(key);
     }
 
-    fn add_value(&mut self, key: KeyId, v: Sym, slot: u32) {
+    /// Adds `slot` to the posting of `key`'s value `v`.
+    fn add_value(&mut self, key: Key, v: Sym, slot: u32) {
         let map = self.values.entry(key);
         let (first, at) = match map.get(&v).map(|p| p.place()) {
             None => match ValuePosting::one(slot) {
@@ -432,7 +438,7 @@ impl Index {
     }
 
     /// The posting of `key`'s value `v`.
-    fn value(&self, key: KeyId, v: Sym) -> Option<Post<'_>> {
+    fn value(&self, key: Key, v: Sym) -> Option<Post<'_>> {
         let posting = *self.values.get(key)?.get(&v)?;
         match posting.place() {
             None => Some(Post::One(posting.0)),
@@ -442,26 +448,22 @@ impl Index {
 
     /// Indexes one key (not `$Roles`) of the session in `slot`.
     pub(super) fn add_key(&mut self, slot: u32, s: &Session, key: &PropertyKey) {
-        s.for_each_key_term(key, |term| self.touch_term(slot, term, true));
+        s.for_each_term(Some(&[key.key()]), |term| self.add_term(slot, term));
     }
 
     /// Forgets one key (not `$Roles`) of the session in `slot`.
     pub(super) fn remove_key(&mut self, slot: u32, s: &Session, key: &PropertyKey) {
-        s.for_each_key_term(key, |term| self.touch_term(slot, term, false));
+        s.for_each_term(Some(&[key.key()]), |term| self.remove_term(slot, term));
     }
 
     /// Indexes the roles (and `$Roles` presence) of the session in `slot`.
     pub(super) fn add_roles(&mut self, slot: u32, s: &Session) {
-        self.touch_roles(slot, s, true);
+        s.for_each_term(Some(&[Key::roles()]), |term| self.add_term(slot, term));
     }
 
     /// Forgets the roles of the session in `slot`.
     pub(super) fn remove_roles(&mut self, slot: u32, s: &Session) {
-        self.touch_roles(slot, s, false);
-    }
-
-    fn touch_roles(&mut self, slot: u32, s: &Session, add: bool) {
-        s.for_each_role_term(|term| self.touch_term(slot, term, add));
+        s.for_each_term(Some(&[Key::roles()]), |term| self.remove_term(slot, term));
     }
 
     /// Heap bytes the index holds, roughly: postings plus map entries.
@@ -492,29 +494,29 @@ impl Index {
 
     /// The postings a test reads: how many, and their total size.
     fn postings_of<'a>(&'a self, program: &Program, test: Test) -> SmallVec<[Option<Post<'a>>; 4]> {
-        let value = |key: KeyId, v: Sym| self.value(key, v);
+        let value = |key: Key, v: Sym| self.value(key, v);
         match test {
             Test::FixedEq { slot, value: v } => {
-                smallvec::smallvec![value(KeyId::fixed(slot as usize), v)]
+                smallvec::smallvec![value(Key::fixed(slot as usize), v)]
             }
             Test::FixedIn { slot, values } => program
                 .pool(values)
                 .iter()
-                .map(|&v| value(KeyId::fixed(slot as usize), v))
+                .map(|&v| value(Key::fixed(slot as usize), v))
                 .collect(),
             // A regex holds only where the key is present: the presence
             // posting is a superset, which the planner tests one by one.
             Test::FixedHas { slot } | Test::FixedMatches { slot, .. } => {
-                smallvec::smallvec![held(self.keys.get(&KeyId::fixed(slot as usize)))]
+                smallvec::smallvec![held(self.keys.get(&Key::fixed(slot as usize)))]
             }
-            Test::OtherEq { key, value: v } => smallvec::smallvec![value(KeyId::other(key), v)],
+            Test::OtherEq { key, value: v } => smallvec::smallvec![value(Key::other(key), v)],
             Test::OtherIn { key, values } => program
                 .pool(values)
                 .iter()
-                .map(|&v| value(KeyId::other(key), v))
+                .map(|&v| value(Key::other(key), v))
                 .collect(),
             Test::OtherHas { key } | Test::OtherMatches { key, .. } => {
-                smallvec::smallvec![held(self.keys.get(&KeyId::other(key)))]
+                smallvec::smallvec![held(self.keys.get(&Key::other(key)))]
             }
             Test::HasRoles { roles } => program
                 .pool(roles)
@@ -785,23 +787,23 @@ mod tests {
     #[test]
     fn a_big_value_posting_that_shrinks_to_one_slot_or_none_is_freed() {
         let mut index = Index::default();
-        let (key, v) = (KeyId::fixed(3), crate::intern::Sym::PRESENT);
+        let (key, v) = (Key::fixed(3), crate::intern::Sym::PRESENT);
         let slots = 0..(SMALL_MAX as u32 * 4);
         for slot in slots.clone() {
-            index.touch_value(key, v, slot, true);
+            index.add_value(key, v, slot);
         }
         assert!(matches!(
             index.value(key, v),
             Some(Post::Held(Posting::Big(_)))
         ));
         for slot in slots.clone().skip(1) {
-            index.touch_value(key, v, slot, false);
+            index.remove_value(key, v, slot);
         }
         // One slot left: held inline again, the shared posting freed.
         assert!(matches!(index.value(key, v), Some(Post::One(0))));
         assert_eq!(index.free_shared.len(), index.shared.len());
         assert!(index.shared.iter().all(|p| matches!(p, Posting::Empty)));
-        index.touch_value(key, v, 0, false);
+        index.remove_value(key, v, 0);
         assert!(index.value(key, v).is_none());
         assert!(index.values.is_empty());
         // The same for key, role and count postings: gone when empty.
@@ -822,26 +824,26 @@ mod tests {
     #[test]
     fn value_postings_move_between_inline_and_shared() {
         let mut index = Index::default();
-        let (key, v) = (KeyId::fixed(3), crate::intern::Sym::PRESENT);
+        let (key, v) = (Key::fixed(3), crate::intern::Sym::PRESENT);
         assert_eq!(key.fixed_slot(), Some(3));
         assert_eq!(
-            KeyId::fixed(FIXED_SLOTS - 1).fixed_slot(),
+            Key::fixed(FIXED_SLOTS - 1).fixed_slot(),
             Some(FIXED_SLOTS - 1)
         );
-        assert_eq!(KeyId::other(v).fixed_slot(), None);
-        index.touch_value(key, v, 5, true);
+        assert_eq!(Key::other(v).fixed_slot(), None);
+        index.add_value(key, v, 5);
         assert!(matches!(index.value(key, v), Some(Post::One(5))));
-        index.touch_value(key, v, 5, true);
-        index.touch_value(key, v, 9, true);
+        index.add_value(key, v, 5);
+        index.add_value(key, v, 9);
         assert_eq!(index.value(key, v).map(|p| p.len()), Some(2));
-        index.touch_value(key, v, 5, false);
+        index.remove_value(key, v, 5);
         assert!(matches!(index.value(key, v), Some(Post::One(9))));
         // A slot too large to hold inline lives in a shared posting.
-        index.touch_value(key, v, SHARED + 1, true);
-        index.touch_value(key, v, 9, false);
+        index.add_value(key, v, SHARED + 1);
+        index.remove_value(key, v, 9);
         assert!(matches!(index.value(key, v), Some(Post::Held(_))));
         assert_eq!(index.value(key, v).map(|p| p.len()), Some(1));
-        index.touch_value(key, v, SHARED + 1, false);
+        index.remove_value(key, v, SHARED + 1);
         assert!(index.value(key, v).is_none());
         assert!(index.values.is_empty());
         assert_eq!(index.free_shared.len(), index.shared.len());

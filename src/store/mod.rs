@@ -33,6 +33,7 @@
 mod cache;
 mod change;
 mod fetch;
+mod ids;
 mod index;
 mod limits;
 mod shard;
@@ -86,6 +87,7 @@ pub struct StoreOptions {
     limits: Limits,
     parallel_threshold: usize,
     index: bool,
+    /// Bytes of the filter cache.
     filter_cache: usize,
     data_limits: DataLimits,
 }
@@ -97,7 +99,7 @@ impl Default for StoreOptions {
             limits: Limits::default(),
             parallel_threshold: 20_000,
             index: true,
-            filter_cache: cache::DEFAULT_ENTRIES,
+            filter_cache: cache::DEFAULT_BYTES,
             data_limits: DataLimits::default(),
         }
     }
@@ -105,8 +107,9 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// The default options: 32 shards, default [`Limits`], parallel bulk
-    /// operations from 20 000 sessions up, index on, a cache of 1024
-    /// compiled filters (see [`StoreOptions::filter_cache`]).
+    /// operations from 20 000 sessions up, index on, a 2 MiB cache of
+    /// compiled filters (see [`StoreOptions::filter_cache_bytes`]), the
+    /// default [`DataLimits`].
     pub fn new() -> StoreOptions {
         StoreOptions::default()
     }
@@ -230,7 +233,7 @@ impl SessionStore {
 
     /// Compiles a filter with the store's limits; the error is the positioned
     /// filter error. A filter text compiled before is taken from the store's
-    /// filter cache (see [`StoreOptions::filter_cache`]); every method that
+    /// filter cache (see [`StoreOptions::filter_cache_bytes`]); every method that
     /// takes a filter as text compiles it here.
     pub fn compile(&self, filter: &str) -> Result<Program, Error> {
         self.filters.compile(filter, &self.options.limits)

@@ -2,73 +2,22 @@
 //! set, and the optional inverted index. Every change to a session goes
 //! through here, so the indexes always describe the sessions exactly.
 
-use ahash::RandomState;
-use hashbrown::HashTable;
 use roaring::RoaringBitmap;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, RwLockWriteGuard};
 
+use super::ids::IdMap;
 use super::index::{self, Answer, Index, OpStats, ShardView};
 use super::watch::Hub;
 use crate::intern::{self, Sym};
-use crate::session::{PropertyKey, RoleChange, Session, SESSION_ID_SLOT};
+use crate::session::{PropertyKey, RoleChange, Session};
 use crate::vm::Program;
 
 /// A shard compacts once its free slots outnumber its live ones by this
 /// many: then every slot freed since the last compaction pays for moving
 /// one live session, and the slots stay within twice the live sessions.
 const COMPACT_SLACK: usize = 256;
-
-/// `$SessionId` → slot: a table of bare slot numbers, hashed by the id of
-/// the session in the slot, so the id is stored once (in the session).
-#[derive(Default)]
-pub(super) struct IdMap {
-    table: HashTable<u32>,
-    hasher: RandomState,
-}
-
-impl IdMap {
-    fn hash(&self, id: Sym) -> u64 {
-        self.hasher.hash_one(id)
-    }
-
-    /// The slot of the session with this id.
-    pub(super) fn get(&self, sessions: &[Session], id: Sym) -> Option<u32> {
-        self.table
-            .find(self.hash(id), |&slot| {
-                sessions.get(slot as usize).map(id_sym) == Some(id)
-            })
-            .copied()
-    }
-
-    /// Adds the session in `slot` (in place already).
-    fn insert(&mut self, sessions: &[Session], slot: u32) {
-        let Some(session) = sessions.get(slot as usize) else {
-            return;
-        };
-        let hasher = &self.hasher;
-        self.table
-            .insert_unique(hasher.hash_one(id_sym(session)), slot, |&s| {
-                hasher.hash_one(sessions.get(s as usize).map_or(Sym::NONE, id_sym))
-            });
-    }
-
-    /// Forgets `slot`, whose session has this id.
-    fn remove(&mut self, id: Sym, slot: u32) {
-        if let Ok(entry) = self.table.find_entry(self.hash(id), |&s| s == slot) {
-            entry.remove();
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    fn bytes(&self) -> usize {
-        self.table.capacity() * (std::mem::size_of::<u32>() + 1)
-    }
-}
 
 /// Bytes a store's own structures hold, by part, counted from their
 /// capacities (what the allocator was asked for, not what it rounds up to,
@@ -139,10 +88,6 @@ pub(super) struct Shard {
     hub: Arc<Hub>,
     /// This shard's place in the store, as the watches know it.
     number: usize,
-}
-
-fn id_sym(session: &Session) -> Sym {
-    session.fixed[SESSION_ID_SLOT]
 }
 
 /// A shard locked for writing. Slot numbers stay valid while it is held
@@ -259,7 +204,7 @@ impl Shard {
         if let Some(index) = &mut self.index {
             index.remove(slot, &session);
         }
-        self.ids.remove(id_sym(&session), slot);
+        self.ids.remove(session.id_sym(), slot);
         self.live_words[slot as usize / 64] &= !(1 << (slot % 64));
         self.live.remove(slot);
         self.free.push(slot);
@@ -307,10 +252,7 @@ impl Shard {
         self.live = RoaringBitmap::new();
         self.live.insert_range(0..n as u32);
         self.free = Vec::new();
-        let mut ids = IdMap {
-            table: HashTable::with_capacity(n),
-            hasher: std::mem::take(&mut self.ids.hasher),
-        };
+        let mut ids = self.ids.emptied(n);
         for slot in 0..n as u32 {
             ids.insert(&self.sessions, slot);
         }

@@ -48,10 +48,8 @@ use ahash::{AHashMap, AHashSet};
 use roaring::RoaringBitmap;
 
 use crate::intern::Sym;
-use crate::session::{key_name, Session};
-use crate::standing::terms::changed_keys;
+use crate::session::{key_name, Key, Session};
 use crate::standing::FilterSet;
-use crate::vm::analysis::Key;
 use crate::vm::Program;
 
 /// Sessions of a snapshot read per chunk, under one shard's read lock.
@@ -520,39 +518,37 @@ impl Hub {
         self.registry.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A session was inserted into `shard`.
-    pub(crate) fn inserted(&self, shard: usize, session: &Session) {
+    /// Calls `f` with the sink of every watch whose filter matches
+    /// `session`, and the payloads its events share.
+    fn each_matching(&self, session: &Session, mut f: impl FnMut(&Sink, &EventParts<'_>)) {
         if !self.active() {
             return;
         }
         let registry = self.registry();
         let parts = EventParts::new(session);
         for key in registry.filters.matching(session) {
-            let Some(sink) = registry.sinks.get(&key) else {
-                continue;
-            };
-            // A new session is in no snapshot; taking it is harmless.
-            if sink.state.standing(shard, session.id_sym(), true) == Standing::Uncut {
-                continue;
+            if let Some(sink) = registry.sinks.get(&key) {
+                f(sink, &parts);
             }
-            sink.state.count.fetch_add(1, Ordering::Relaxed);
-            sink.send(parts.entered(sink.state.properties));
         }
+    }
+
+    /// A session was inserted into `shard`.
+    pub(crate) fn inserted(&self, shard: usize, session: &Session) {
+        self.each_matching(session, |sink, parts| {
+            // A new session is in no snapshot; taking it is harmless.
+            if sink.state.standing(shard, session.id_sym(), true) != Standing::Uncut {
+                sink.state.count.fetch_add(1, Ordering::Relaxed);
+                sink.send(parts.entered(sink.state.properties));
+            }
+        });
     }
 
     /// A session was closed in `shard`.
     pub(crate) fn closed(&self, shard: usize, session: &Session) {
-        if !self.active() {
-            return;
-        }
-        let registry = self.registry();
-        let parts = EventParts::new(session);
-        for key in registry.filters.matching(session) {
-            let Some(sink) = registry.sinks.get(&key) else {
-                continue;
-            };
+        self.each_matching(session, |sink, parts| {
             match sink.state.standing(shard, session.id_sym(), true) {
-                Standing::Uncut => continue,
+                Standing::Uncut => {}
                 Standing::Pending => {
                     sink.state.count.fetch_sub(1, Ordering::Relaxed);
                 }
@@ -561,7 +557,7 @@ impl Hub {
                     sink.send(parts.left(true, sink.state.properties));
                 }
             }
-        }
+        });
     }
 
     /// A session of `shard` changed from `before` to `after`.
@@ -569,7 +565,7 @@ impl Hub {
         if !self.active() {
             return;
         }
-        let changed = changed_keys(before, after);
+        let changed = before.changed_keys(after);
         if changed.is_empty() {
             return;
         }
@@ -658,23 +654,15 @@ impl Hub {
     /// A caller's signal for a session of `shard`: a `Signal` event to every
     /// watch that matches it, a pending session's `Entered` first.
     pub(crate) fn signal(&self, shard: usize, session: &Session, signal: &'static str) {
-        if !self.active() {
-            return;
-        }
-        let registry = self.registry();
-        let parts = EventParts::new(session);
-        for key in registry.filters.matching(session) {
-            let Some(sink) = registry.sinks.get(&key) else {
-                continue;
-            };
+        self.each_matching(session, |sink, parts| {
             let properties = sink.state.properties;
             match sink.state.standing(shard, session.id_sym(), true) {
-                Standing::Uncut => continue,
+                Standing::Uncut => return,
                 Standing::Pending => sink.send(parts.entered(properties)),
                 Standing::Live => {}
             }
             sink.send(parts.signal(signal, properties));
-        }
+        });
     }
 
     /// Registers a watch of `program` on a store of `shards` shards. The

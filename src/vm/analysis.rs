@@ -16,60 +16,12 @@
 
 use smallvec::SmallVec;
 
-use crate::intern::Sym;
-use crate::session::{FIXED_SLOTS, ROLES_SLOT};
-
 use super::{Op, Program, Test};
 // A part of `vm`, so the dataflow below reads jump targets as indices (the
 // two past the end: match, then no match), as the interpreter does.
 
-/// A property key: a fixed property by slot, or another key by id.
-///
-/// Fixed slots take ids from the top of the range, which `Sym`s never reach
-/// (it is reserved for their markers), so the two kinds never collide.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct Key(u32);
-
-impl Key {
-    /// The fixed property in `slot` (`$Roles` is [`Key::roles`]).
-    pub(crate) fn fixed(slot: usize) -> Key {
-        Key(u32::MAX - 2 - slot as u32)
-    }
-
-    /// Another key (a user key or an unknown `$` key), by its id.
-    pub(crate) fn other(key: Sym) -> Key {
-        Key(key.as_u32())
-    }
-
-    /// `$Roles`: its presence and its set of roles.
-    pub(crate) fn roles() -> Key {
-        Key::fixed(ROLES_SLOT)
-    }
-
-    /// The fixed slot this key names, if it is a fixed property.
-    pub(crate) fn fixed_slot(self) -> Option<usize> {
-        let slot = (u32::MAX - 2).checked_sub(self.0)? as usize;
-        (slot < FIXED_SLOTS).then_some(slot)
-    }
-
-    /// The id of another key's name, if it is not a fixed property.
-    pub(crate) fn other_sym(self) -> Option<Sym> {
-        self.fixed_slot().is_none().then(|| Sym::from_u32(self.0))
-    }
-}
-
-/// A fact about one session, as the reverse index keys it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Term {
-    /// The key has this value.
-    Value(Key, Sym),
-    /// The key is present.
-    Present(Key),
-    /// The session has this role.
-    Role(Sym),
-    /// The session has this many roles (none when `$Roles` is absent).
-    RoleCount(u32),
-}
+// The one `Key` and `Term` of the indexes live with the session layout.
+pub(crate) use crate::session::{Key, Term};
 
 /// How selective an access predicate is likely to be, best first: the
 /// order in which an index prefers them.
@@ -431,7 +383,7 @@ fn dominating_outcomes(ops: &[Op], entry: usize) -> Dominators {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intern;
+    use crate::intern::{self, Sym};
 
     fn access(filter: &str) -> Access {
         Program::compile(filter).unwrap().access()

@@ -367,6 +367,39 @@ impl Program {
         self.0.ops.len()
     }
 
+    /// Bytes the program holds, estimated from above for a program compiled
+    /// from `text_len` bytes of filter text: its tables, the syntax tree it
+    /// keeps (counted node by node; its strings are no longer than the
+    /// text) and the interned strings it pins (no longer than the text
+    /// either, plus the interner's entry for each).
+    pub(crate) fn estimated_bytes(&self, text_len: usize) -> usize {
+        use crate::syntax::{Expr, Value};
+        use std::mem::size_of;
+        // Allocation overhead per heap block, and an interner entry.
+        const BLOCK: usize = 16;
+        const PINNED: usize = 48;
+        let inner = &*self.0;
+        let mut tree = 0;
+        let mut stack = vec![inner.filter.expr()];
+        while let Some(e) = stack.pop() {
+            let values = match e {
+                Expr::In { values, .. } => values.len(),
+                Expr::HasRoles { roles, .. } => roles.len(),
+                _ => 1,
+            };
+            tree += size_of::<Expr>() + BLOCK + values * (size_of::<Value>() + BLOCK);
+            stack.extend(e.children());
+        }
+        size_of::<Inner>()
+            + BLOCK
+            + tree
+            + inner.ops.len() * size_of::<Op>()
+            + inner.syms.len() * size_of::<Sym>()
+            + inner.sets.len() * size_of::<Pool>()
+            + inner._held.len() * (size_of::<Interned>() + PINNED)
+            + 2 * text_len
+    }
+
     /// The answer of a program that decides without testing anything:
     /// `Some(true)` for `all` and what folds to it, `Some(false)` for
     /// `not all` and the like, `None` for a program that tests sessions.
@@ -469,21 +502,13 @@ fn block_mask(len: usize, live: Option<&[u64]>, b: usize) -> u64 {
 
 impl Program {
     /// The ops, for analyses of the program (not for running it).
-    #[allow(dead_code)] // for the standing filters' analysis
     pub(crate) fn ops(&self) -> &[Op] {
         &self.0.ops
     }
 
     /// Where the program starts.
-    #[allow(dead_code)] // for the standing filters' analysis
     pub(crate) fn entry(&self) -> Next {
         self.0.next(self.0.entry)
-    }
-
-    /// Where a jump target leads.
-    #[allow(dead_code)] // for the standing filters' analysis
-    pub(crate) fn next(&self, target: u32) -> Next {
-        self.0.next(target)
     }
 
     /// The ids of a pool.
@@ -528,35 +553,37 @@ impl Inner {
     #[inline]
     fn test(&self, test: Test, s: &Session) -> bool {
         match test {
-            Test::FixedEq { slot, value } => s.fixed[slot as usize] == value,
+            Test::FixedEq { slot, value } => s.fixed_sym(slot as usize) == value,
             Test::FixedIn { slot, values } => {
-                let v = s.fixed[slot as usize];
+                let v = s.fixed_sym(slot as usize);
                 v != Sym::NONE && contains(self.pool(values), v)
             }
-            Test::FixedHas { slot } => s.fixed[slot as usize] != Sym::NONE,
+            Test::FixedHas { slot } => s.fixed_sym(slot as usize) != Sym::NONE,
             Test::OtherEq { key, value } => s.other(key) == Some(value),
             Test::OtherIn { key, values } => {
                 s.other(key).is_some_and(|v| contains(self.pool(values), v))
             }
             Test::OtherHas { key } => s.other(key).is_some(),
             Test::FixedMatches { slot, regex } => {
-                let v = s.fixed[slot as usize];
+                let v = s.fixed_sym(slot as usize);
                 v != Sym::NONE && self.is_match(regex, v)
             }
             Test::OtherMatches { key, regex } => {
                 s.other(key).is_some_and(|v| self.is_match(regex, v))
             }
-            Test::HasRoles { roles } => has_all(&s.roles, self.pool(roles)),
-            Test::RolesEq { roles } => same_set(&s.roles, self.pool(roles)),
+            Test::HasRoles { roles } => has_all(s.role_syms(), self.pool(roles)),
+            Test::RolesEq { roles } => same_set(s.role_syms(), self.pool(roles)),
             Test::RolesIn { sets } => self
                 .sets_of(sets)
                 .iter()
-                .any(|&set| same_set(&s.roles, self.pool(set))),
+                .any(|&set| same_set(s.role_syms(), self.pool(set))),
         }
     }
 
-    /// The regex `regex` matches the whole of the value `v`.
-    #[inline]
+    /// The regex `regex` matches the whole of the value `v`. Kept out of
+    /// line, so that [`Inner::test`] stays small enough to inline into the
+    /// block loops of the other tests.
+    #[inline(never)]
     fn is_match(&self, regex: u32, v: Sym) -> bool {
         self.regexes
             .get(regex as usize)
@@ -593,24 +620,44 @@ impl Inner {
         match test {
             Test::FixedEq { slot, value } => {
                 let slot = (slot as usize).min(FIXED_SLOTS - 1);
-                dense(block, here, |s| s.fixed[slot] == value)
+                dense(block, here, |s| s.fixed_sym(slot) == value)
             }
             Test::FixedHas { slot } => {
                 let slot = (slot as usize).min(FIXED_SLOTS - 1);
-                dense(block, here, |s| s.fixed[slot] != Sym::NONE)
+                dense(block, here, |s| s.fixed_sym(slot) != Sym::NONE)
             }
             Test::FixedIn { slot, values } if values.len <= 8 && dense_enough => {
                 let slot = (slot as usize).min(FIXED_SLOTS - 1);
                 let set = self.pool(values);
-                dense(block, here, |s| set.contains(&s.fixed[slot]))
+                dense(block, here, |s| set.contains(&s.fixed_sym(slot)))
+            }
+            // The common tests each get a loop of their own, so that the
+            // kind of test is decided once per block, not once per session
+            // (which inlining `Inner::test` would do only by luck).
+            Test::FixedIn { slot, values } => {
+                let slot = (slot as usize).min(FIXED_SLOTS - 1);
+                let set = self.pool(values);
+                sparse(block, here, |s| {
+                    let v = s.fixed_sym(slot);
+                    v != Sym::NONE && contains(set, v)
+                })
             }
             Test::OtherEq { key, value } => sparse(block, here, |s| s.other(key) == Some(value)),
+            Test::OtherIn { key, values } => {
+                let set = self.pool(values);
+                sparse(block, here, |s| {
+                    s.other(key).is_some_and(|v| contains(set, v))
+                })
+            }
+            Test::OtherHas { key } => sparse(block, here, |s| s.other(key).is_some()),
             Test::HasRoles { roles } => {
                 let set = self.pool(roles);
                 match set {
-                    [one] => sparse(block, here, |s| s.roles.contains(one)),
-                    [a, b] => sparse(block, here, |s| s.roles.contains(a) && s.roles.contains(b)),
-                    _ => sparse(block, here, |s| has_all(&s.roles, set)),
+                    [one] => sparse(block, here, |s| s.role_syms().contains(one)),
+                    [a, b] => sparse(block, here, |s| {
+                        s.role_syms().contains(a) && s.role_syms().contains(b)
+                    }),
+                    _ => sparse(block, here, |s| has_all(s.role_syms(), set)),
                 }
             }
             test => sparse(block, here, |s| self.test(test, s)),

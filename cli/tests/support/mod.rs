@@ -1,11 +1,9 @@
 //! What the CLI's integration tests share: the binary, running it, its
 //! output as text, and temporary files. Each test file includes it with
-//! `mod support;`; the console's tests use [`serve`] too.
+//! `mod support;`.
 
 // Each test file uses a part of it.
 #![allow(dead_code)]
-
-pub mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -154,6 +154,7 @@ describe("permissions and errors", () => {
 describe("client control", () => {
   test("count and fetch a page", async () => {
     const s = await ops();
+    assert.equal(s.clientControl, s.clients);
     const [fx, rates, credit] = [await anonymous("FX"), await anonymous("Rates"), await anonymous("Credit")];
     const mine = only(fx, rates, credit);
     assert.equal(await s.clients.count(mine), 3);

@@ -178,8 +178,10 @@ async fn session(
     let max = web.shared.config.max_message_bytes;
     let shared = web.shared.clone();
     upgrade
-        // Small buffers: an idle connection holds a few KiB, not 128.
-        .read_buffer_size(2048)
+        // Small buffers: an idle connection keeps its read buffer, so 512
+        // bytes, not 128 KiB (tungstenite's default) or 2 KiB; a request
+        // is usually shorter, and a longer one is read 512 bytes a call.
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_message_size(max)
         .max_frame_size(max)

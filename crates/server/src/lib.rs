@@ -123,6 +123,7 @@ impl ServerBuilder {
                     .collect(),
             ),
         );
+        shared.metrics.start_configured(&shared.store);
         Server {
             shared: Arc::new(shared),
             config: Arc::new(self.config),
@@ -206,7 +207,7 @@ impl Server {
     /// Adds or replaces a session metric collector in process, with the
     /// params of `metrics.put_session_collector` (SPEC 11.9):
     /// `{"name","filter","group_by"?,"max_groups"?,"remove_empty"?,"export"?}`.
-    /// The errors are the method's (-32602, 106). Needs a tokio runtime.
+    /// The errors are the method's (-32602, 106).
     ///
     /// ```no_run
     /// # async fn run(server: session_filter_server::Server) -> Result<(), session_filter_server::RpcError> {
@@ -224,10 +225,7 @@ impl Server {
     /// ```
     pub async fn put_session_collector(&self, params: serde_json::Value) -> Result<(), RpcError> {
         match metrics::Request::parse("metrics.put_session_collector", object(params)?)? {
-            metrics::Request::Put(spec) => {
-                self.shared.metrics.start_configured(&self.shared.store);
-                self.shared.metrics.put(&self.shared.store, spec)
-            }
+            metrics::Request::Put(spec) => self.shared.metrics.put(&self.shared.store, spec),
             _ => Err(RpcError::params("not a collector")),
         }
     }
@@ -244,10 +242,7 @@ impl Server {
         params: serde_json::Value,
     ) -> Result<serde_json::Value, RpcError> {
         match metrics::Request::parse("metrics.fetch", object(params)?)? {
-            metrics::Request::Fetch(names) => {
-                self.shared.metrics.start_configured(&self.shared.store);
-                metrics::fetch(&self.shared, names.as_deref()).await
-            }
+            metrics::Request::Fetch(names) => metrics::fetch(&self.shared, names.as_deref()).await,
             _ => Err(RpcError::params("not a fetch")),
         }
     }
@@ -264,8 +259,7 @@ impl Server {
     }
 
     /// Serves on `listener` until `shutdown` completes, then closes every
-    /// session (`SERVER_CLOSING`) and returns. The configuration's
-    /// collectors start here; with `[metrics] listen` set, `/metrics` is
+    /// session (`SERVER_CLOSING`) and returns. With `[metrics] listen` set, `/metrics` is
     /// served on that address too (printed on stderr as `metrics on
     /// http://HOST:PORT/metrics`) and not on `listener`.
     pub async fn serve(
@@ -274,7 +268,6 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let local = listener.local_addr()?;
-        self.shared.metrics.start_configured(&self.shared.store);
         if let Some(address) = &self.config.metrics.listen {
             let metrics = tokio::net::TcpListener::bind(address).await.map_err(|e| {
                 std::io::Error::new(
@@ -294,6 +287,12 @@ impl Server {
             .router(local)
             .into_make_service_with_connect_info::<SocketAddr>();
         let shared = self.shared.clone();
+        // Without TCP_NODELAY, a second small frame written before the peer
+        // acknowledged the first waits for its delayed ACK (40 ms on
+        // Linux): a burst of notifications stalled that long.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;

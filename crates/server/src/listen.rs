@@ -166,6 +166,12 @@ impl Request {
                 call.client
                     .listeners()
                     .insert(listener, task.abort_handle());
+                // A session that closed while this request ran has ended its
+                // listeners already: this one must end too, not watch the
+                // store for a session that is gone.
+                if !call.client.is_open() {
+                    call.client.end_listeners();
+                }
                 None
             }
         }

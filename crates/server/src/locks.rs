@@ -131,7 +131,6 @@ impl LockTable {
     }
 
     /// (locks held, acquires waiting).
-    #[allow(dead_code)] // read by the metrics (issue 24), next
     pub(crate) fn figures(&self) -> (usize, usize) {
         let table = self.table();
         let held = table.values().filter(|l| l.owner.is_some()).count();

@@ -1,12 +1,18 @@
 //! `GET /metrics`: the Prometheus text format, version 0.0.4 (SPEC 11.9).
 //!
-//! Written by `prometheus-client` (the Prometheus project's own Rust
-//! client): its `prometheus_text` encoder writes 0.0.4 with counters
-//! declared under their full `_total` name and label values escaped. The
-//! figures are not copied into the crate's metric types: a
-//! [`prometheus_client::collector::Collector`] encodes them on each scrape
-//! straight from the collectors' groups and the server's counters, so a
-//! scrape allocates nothing per series and a change pays nothing for it.
+//! The server's own metrics are written by `prometheus-client` (the
+//! Prometheus project's own Rust client): its `prometheus_text` encoder
+//! writes 0.0.4 with counters declared under their full `_total` name, and
+//! a [`prometheus_client::collector::Collector`] encodes our counters on
+//! each scrape without copying them into the crate's metric types.
+//!
+//! The collectors' families, which can hold hundreds of thousands of series
+//! (10 000 collectors × 50 groups), are written here: each group keeps its
+//! label text (`{collector="…",_Country="FR"}`, escaped as the format says)
+//! from the first scrape on, so a series costs a few copies, not the
+//! crate's label encoding character by character (ten times slower,
+//! measured by `examples/metrics_bench.rs`). The tests parse the whole
+//! exposition with Prometheus's `promtool`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -19,9 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder, NoLabelSet,
-};
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -31,12 +35,18 @@ use crate::stats::BUCKETS;
 
 /// The exposition of every figure, as `/metrics` serves it.
 pub(crate) fn render(shared: &Arc<Shared>) -> String {
-    shared.metrics.start_configured(&shared.store);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Exposition(shared.clone())));
-    let mut out = String::new();
+    // As large as the last one and a bit: no copy as the text grows.
+    let last = shared.metrics.last_scrape.load(Ordering::Relaxed);
+    let mut out = String::with_capacity(last + last / 8 + 4096);
     // Writing to a String cannot fail, and our collector never fails.
     let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
+    write_collectors(shared, &mut out);
+    shared
+        .metrics
+        .last_scrape
+        .store(out.len(), Ordering::Relaxed);
     out
 }
 
@@ -88,31 +98,6 @@ impl fmt::Debug for Exposition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Exposition")
     }
-}
-
-/// `{collector="NAME", LABEL="VALUE", …}` of one group.
-struct GroupLabels<'a> {
-    collector: &'a str,
-    names: &'a [String],
-    values: &'a [String],
-}
-
-impl EncodeLabelSet for GroupLabels<'_> {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
-        ("collector", self.collector).encode(encoder.encode_label())?;
-        for (name, value) in self.names.iter().zip(self.values) {
-            (name.as_str(), value.as_str()).encode(encoder.encode_label())?;
-        }
-        Ok(())
-    }
-}
-
-/// Which figure of a group a family shows.
-#[derive(Clone, Copy)]
-enum Figure {
-    Sessions,
-    Opened,
-    Closed,
 }
 
 impl Exposition {
@@ -214,69 +199,114 @@ impl Exposition {
             shared.stats.messages_sent.load(Ordering::Relaxed),
         )
     }
+}
 
-    fn collectors(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
-        let collectors: Vec<_> = self
-            .0
-            .metrics
-            .all()
-            .into_iter()
-            .filter(|c| c.spec.export)
-            .collect();
-        for (name, help, kind, figure) in [
-            (
-                "session_filter_collector_sessions",
-                "Open sessions that match a session metric collector, by group",
-                MetricType::Gauge,
-                Figure::Sessions,
-            ),
-            (
-                "session_filter_collector_opened",
-                "Sessions that entered a collector's group",
-                MetricType::Counter,
-                Figure::Opened,
-            ),
-            (
-                "session_filter_collector_closed",
-                "Sessions that left a collector's group (closed or no longer matching)",
-                MetricType::Counter,
-                Figure::Closed,
-            ),
-        ] {
-            let mut e = encoder.encode_descriptor(name, help, None, kind)?;
-            for c in &collectors {
-                let figures = c.figures();
-                for group in figures.groups() {
-                    let labels = GroupLabels {
-                        collector: &c.spec.name,
-                        names: &c.labels,
-                        values: &group.values,
-                    };
-                    let mut m = e.encode_family(&labels)?;
-                    match figure {
-                        Figure::Sessions => m.encode_gauge(&group.sessions)?,
-                        Figure::Opened => {
-                            m.encode_counter::<NoLabelSet, _, u64>(&group.opened, None)?
-                        }
-                        Figure::Closed => {
-                            m.encode_counter::<NoLabelSet, _, u64>(&group.closed, None)?
-                        }
-                    }
-                }
+/// The collectors' families: name, help, type, and which figure.
+const FAMILIES: [(&str, &str, &str, Figure); 3] = [
+    (
+        "session_filter_collector_sessions",
+        "Open sessions that match a session metric collector, by group",
+        "gauge",
+        Figure::Sessions,
+    ),
+    (
+        "session_filter_collector_opened_total",
+        "Sessions that entered a collector's group",
+        "counter",
+        Figure::Opened,
+    ),
+    (
+        "session_filter_collector_closed_total",
+        "Sessions that left a collector's group (closed or no longer matching)",
+        "counter",
+        Figure::Closed,
+    ),
+];
+
+/// Which figure of a group a family shows.
+#[derive(Clone, Copy)]
+enum Figure {
+    Sessions,
+    Opened,
+    Closed,
+}
+
+/// Appends a label value (or any text between quotes) escaped as the text
+/// format says: `\` `\"` and line feeds.
+pub(crate) fn escape_into(value: &str, out: &mut String) {
+    let mut rest = value;
+    while let Some(at) = rest.find(['\\', '"', '\n']) {
+        out.push_str(&rest[..at]);
+        out.push_str(match rest.as_bytes()[at] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        });
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+}
+
+/// `{collector="NAME",LABEL="VALUE",…}`.
+pub(crate) fn label_text(collector: &str, names: &[String], values: &[String]) -> Box<str> {
+    let mut out = String::with_capacity(16 + collector.len() + 8 * names.len());
+    out.push_str("{collector=\"");
+    escape_into(collector, &mut out);
+    out.push('"');
+    for (name, value) in names.iter().zip(values) {
+        out.push(',');
+        out.push_str(name);
+        out.push_str("=\"");
+        escape_into(value, &mut out);
+        out.push('"');
+    }
+    out.push('}');
+    out.into_boxed_str()
+}
+
+/// Appends every exported collector's families.
+fn write_collectors(shared: &Shared, out: &mut String) {
+    let collectors: Vec<_> = shared
+        .metrics
+        .all()
+        .into_iter()
+        .filter(|c| c.spec.export)
+        .collect();
+    let mut number = itoa::Buffer::new();
+    for (name, help, kind, figure) in FAMILIES {
+        for line in [("# HELP ", help), ("# TYPE ", kind)] {
+            out.push_str(line.0);
+            out.push_str(name);
+            out.push(' ');
+            out.push_str(line.1);
+            out.push('\n');
+        }
+        for c in &collectors {
+            let figures = c.figures();
+            for group in figures.groups() {
+                let value = match figure {
+                    Figure::Sessions => group.sessions,
+                    Figure::Opened => group.opened,
+                    Figure::Closed => group.closed,
+                };
+                out.push_str(name);
+                out.push_str(group.label_text(&c.spec.name, &c.labels));
+                out.push(' ');
+                out.push_str(number.format(value));
+                out.push('\n');
             }
         }
-        let mut e = encoder.encode_descriptor(
-            "session_filter_collector_ungrouped",
-            "Sessions of a collector in no kept group (past max_groups)",
-            None,
-            MetricType::Gauge,
-        )?;
-        for c in &collectors {
-            let n = c.figures().ungrouped();
-            e.encode_family(&[("collector", c.spec.name.as_str())])?
-                .encode_gauge(&n)?;
-        }
-        Ok(())
+    }
+    out.push_str(
+        "# HELP session_filter_collector_ungrouped Sessions of a collector in no kept group \
+         (past max_groups)\n# TYPE session_filter_collector_ungrouped gauge\n",
+    );
+    for c in &collectors {
+        out.push_str("session_filter_collector_ungrouped");
+        out.push_str(&label_text(&c.spec.name, &[], &[]));
+        out.push(' ');
+        out.push_str(number.format(c.figures().ungrouped()));
+        out.push('\n');
     }
 }
 
@@ -294,8 +324,7 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) ->
 
 impl Collector for Exposition {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        self.server(&mut encoder)?;
-        self.collectors(&mut encoder)
+        self.server(&mut encoder)
     }
 }
 

@@ -68,7 +68,7 @@ async fn wait_for(c: &mut Raw, id: &str, name: &str, scope: &str) {
 
 #[tokio::test]
 async fn a_free_lock_is_granted_at_once_and_sequences_grow() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut a, _, _) = ops(&s.url()).await;
     assert_eq!(
         acquire(&mut a, "locks/a").await,
@@ -89,7 +89,7 @@ async fn a_free_lock_is_granted_at_once_and_sequences_grow() {
 
 #[tokio::test]
 async fn waiters_are_served_in_the_order_they_asked() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut h, _, _) = ops(&s.url()).await;
     assert_eq!(acquire(&mut h, "locks/q").await["sequence"], 1);
     let mut waiters = Vec::new();
@@ -112,7 +112,7 @@ async fn waiters_are_served_in_the_order_they_asked() {
 
 #[tokio::test]
 async fn the_owner_asking_again_gets_the_same_sequence() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut a, _, _) = ops(&s.url()).await;
     let first = acquire(&mut a, "locks/r").await;
     assert_eq!(acquire(&mut a, "locks/r").await, first);
@@ -131,7 +131,7 @@ async fn the_owner_asking_again_gets_the_same_sequence() {
 
 #[tokio::test]
 async fn mixed_scopes_end_with_connection() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut a, id, token) = ops(&s.url()).await;
     assert_eq!(acquire(&mut a, "locks/m").await["scope"], "session");
     let again = a
@@ -159,7 +159,7 @@ async fn mixed_scopes_end_with_connection() {
 
 #[tokio::test]
 async fn a_connection_scoped_lock_goes_with_its_connection() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut a, a_id, token) = ops(&s.url()).await;
     a.ok(
         "locks.acquire",
@@ -192,7 +192,7 @@ async fn a_connection_scoped_lock_goes_with_its_connection() {
 
 #[tokio::test]
 async fn a_session_scoped_lock_is_kept_over_a_reconnect() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut a, a_id, token) = ops(&s.url()).await;
     acquire(&mut a, "locks/s").await;
     let (mut b, _, _) = ops(&s.url()).await;
@@ -215,7 +215,7 @@ async fn a_session_scoped_lock_is_kept_over_a_reconnect() {
 
 #[tokio::test]
 async fn a_closed_session_lets_go_of_its_locks() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut a, a_id, _) = ops(&s.url()).await;
     acquire(&mut a, "locks/x").await;
     acquire(&mut a, "locks/y").await;
@@ -243,7 +243,7 @@ async fn a_closed_session_lets_go_of_its_locks() {
 
 #[tokio::test]
 async fn release_by_someone_else_is_false() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut a, a_id, _) = ops(&s.url()).await;
     let (mut b, _, _) = ops(&s.url()).await;
     assert!(!released(&mut b, "locks/never").await);
@@ -256,7 +256,7 @@ async fn release_by_someone_else_is_false() {
 
 #[tokio::test]
 async fn cancel_answers_pending_acquires_with_120() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut a, _, _) = ops(&s.url()).await;
     acquire(&mut a, "locks/k").await;
     let (mut b, _, _) = ops(&s.url()).await;
@@ -286,7 +286,7 @@ async fn cancel_answers_pending_acquires_with_120() {
 
 #[tokio::test]
 async fn a_lost_connection_cancels_its_pending_acquires() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut a, _, _) = ops(&s.url()).await;
     acquire(&mut a, "locks/l").await;
     let (mut b, b_id, token) = ops(&s.url()).await;
@@ -309,7 +309,7 @@ async fn a_lost_connection_cancels_its_pending_acquires() {
 
 #[tokio::test]
 async fn acquire_lock_is_checked_on_the_name_as_a_path() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut o, _, _) = ops(&s.url()).await;
     // OPS: locks = [ACQUIRE_LOCK], locks/forbidden = [].
     acquire(&mut o, "locks").await;
@@ -332,6 +332,7 @@ async fn acquire_lock_is_checked_on_the_name_as_a_path() {
     // The nearest assignment decides even when it is empty; default_path
     // applies only where none is assigned.
     let s = start_with(|c| {
+        let c = quick(c);
         c + r#"
 [principals.pathy]
 password_hash = "@H@"
@@ -344,7 +345,7 @@ paths = { "a" = [], "a/b/c" = ["ACQUIRE_LOCK"] }
 [roles.OTHER]
 paths = { "a/b" = [] }
 "#
-        .replace("@H@", hash())
+        .replace("@H@", quick_hash())
         .as_str()
     })
     .await;
@@ -366,7 +367,7 @@ paths = { "a/b" = [] }
 
 #[tokio::test]
 async fn locks_list_needs_view_server_and_shows_every_owner() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut anon, anon_id) = anonymous(&s.url(), None).await;
     let r = anon.request("locks.list", json!({})).await;
     assert_eq!(r["error"]["code"], 103);
@@ -398,7 +399,7 @@ async fn locks_list_needs_view_server_and_shows_every_owner() {
 
 #[tokio::test]
 async fn names_of_0_or_more_than_1024_bytes_are_invalid_params() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut o, _, _) = ops(&s.url()).await;
     let longest = format!("locks/{}", "é".repeat((1024 - 6) / 2));
     assert_eq!(longest.len(), 1024);
@@ -435,7 +436,8 @@ async fn names_of_0_or_more_than_1024_bytes_are_invalid_params() {
 #[tokio::test]
 async fn a_holder_that_stops_reading_keeps_its_lock_until_its_queue_overflows() {
     let s =
-        start_with(|c| c.replace("max_queued_messages = 200", "max_queued_messages = 20")).await;
+        start_with(|c| quick(c).replace("max_queued_messages = 200", "max_queued_messages = 20"))
+            .await;
     let (mut h, h_id, _) = ops(&s.url()).await;
     acquire(&mut h, "locks/slow").await;
     h.ok(
@@ -769,7 +771,7 @@ impl Locker {
 async fn a_random_history_is_linearizable() {
     let seed = Rng::seed();
     eprintln!("locks: SEED={seed}");
-    let s = start().await;
+    let s = start_with(quick).await;
     let base = std::time::Instant::now();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut rng = Rng::new(seed);
@@ -901,7 +903,7 @@ async fn a_random_history_is_linearizable() {
 /// next session gets it at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acquires_racing_a_lost_connection_or_a_close_leave_no_owner() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut b, _) = anonymous(&s.url(), None).await;
     let name = "locks/public/race";
     let (mut a, mut a_id, mut token) = Locker::open(&s.url()).await;

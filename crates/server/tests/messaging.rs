@@ -36,7 +36,7 @@ async fn respond(c: &mut Raw, id: &Value, answer: Value) {
 
 #[tokio::test]
 async fn by_id_the_response_comes_back() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut ops, ops_id) = principal(&s.url(), "ops").await;
     let (mut r, r_id) = handler(&s.url(), None, "alerts/halt").await;
     send(
@@ -75,7 +75,7 @@ async fn by_id_the_response_comes_back() {
 
 #[tokio::test]
 async fn by_id_an_error_answer_is_9003_with_its_text() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut ops, _) = principal(&s.url(), "ops").await;
     let (mut r, r_id) = handler(&s.url(), None, "alerts").await;
     send(
@@ -101,7 +101,7 @@ async fn by_id_an_error_answer_is_9003_with_its_text() {
 
 #[tokio::test]
 async fn by_id_without_a_handler_is_109_and_unknown_is_107() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut ops, _) = principal(&s.url(), "ops").await;
     let (mut r, r_id) = handler(&s.url(), None, "alerts/a").await;
     for path in ["alerts", "alerts/a/b", "alerts/b"] {
@@ -152,7 +152,7 @@ async fn by_id_without_a_handler_is_109_and_unknown_is_107() {
 
 #[tokio::test]
 async fn by_id_a_recipient_that_closes_is_101() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut ops, _) = principal(&s.url(), "ops").await;
     let (mut r, r_id) = handler(&s.url(), None, "alerts").await;
     send(
@@ -182,7 +182,7 @@ async fn by_id_a_recipient_that_closes_is_101() {
 
 #[tokio::test]
 async fn by_id_the_timeout_is_102_and_a_late_response_is_dropped() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut ops, _) = principal(&s.url(), "ops").await;
     let (mut r, r_id) = handler(&s.url(), None, "alerts").await;
     let sent = Instant::now();
@@ -276,7 +276,7 @@ async fn by_filter(
 
 #[tokio::test]
 async fn by_filter_only_matching_sessions_with_a_handler_get_it() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut ops, _) = principal(&s.url(), "ops").await;
     let (mut ok1, ok1_id) = handler(&s.url(), Some("FX"), "alerts").await;
     let (mut ok2, ok2_id) = handler(&s.url(), Some("FX"), "alerts").await;
@@ -342,7 +342,7 @@ async fn by_filter_only_matching_sessions_with_a_handler_get_it() {
 
 #[tokio::test]
 async fn by_filter_done_comes_even_when_nobody_is_reached() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut ops, _) = principal(&s.url(), "ops").await;
     let (_plain, _) = anonymous(&s.url(), Some("FX")).await;
     let (r, responses, done) = by_filter(&mut ops, "z", "Desk is 'FX'", "alerts", 30_000).await;
@@ -374,7 +374,7 @@ async fn by_filter_done_comes_even_when_nobody_is_reached() {
 
 #[tokio::test]
 async fn by_filter_a_recipient_that_closes_counts_as_failed() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut ops, _) = principal(&s.url(), "ops").await;
     let (mut a, a_id) = handler(&s.url(), Some("Credit"), "alerts").await;
     let (mut b, b_id) = handler(&s.url(), Some("Credit"), "alerts").await;
@@ -410,7 +410,7 @@ async fn by_filter_a_recipient_that_closes_counts_as_failed() {
 
 #[tokio::test]
 async fn send_to_session_is_checked_on_the_path() {
-    let s = start().await;
+    let s = start_with(quick).await;
     let (mut ops, _) = principal(&s.url(), "ops").await;
     let (_r, r_id) = handler(&s.url(), None, "other").await;
     for path in ["other", "alert", "x/alerts"] {
@@ -456,8 +456,7 @@ async fn send_to_session_is_checked_on_the_path() {
 
 #[tokio::test]
 async fn a_recipient_that_stops_reading_does_not_delay_the_others() {
-    let s =
-        start_with(|c| c.replace("max_queued_messages = 200", "max_queued_messages = 50")).await;
+    let s = start_with(quick).await;
     let (mut ops, _) = principal(&s.url(), "ops").await;
     // The slow one handles the path and never reads again.
     let (slow, slow_id) = handler(&s.url(), Some("Equities"), "alerts").await;
@@ -590,19 +589,18 @@ fn answer_all(mut c: Raw) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Recipients closed while a request by filter fans out: every recipient
-/// counted is accounted for in `done`, those that closed as failed, none
-/// as timed out (the others answer at once).
+/// Recipients closed, opened and changed while a request by filter fans
+/// out: every recipient counted is accounted for in `done`, those that
+/// closed as failed, none as timed out (the others answer at once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn by_filter_summaries_are_exact_while_recipients_close() {
-    let s = start().await;
+async fn by_filter_summaries_are_exact_while_recipients_come_change_and_go() {
+    let s = start_with(quick).await;
     let (mut sender, _) = principal(&s.url(), "ops").await;
     let (mut closer, _) = principal(&s.url(), "ops").await;
+    let (mut changer, _) = principal(&s.url(), "ops").await;
     let mut failed_total = 0;
     for round in 0..8 {
-        let desk = *["FX", "Rates", "Equities", "Credit"]
-            .get(round % 4)
-            .unwrap();
+        let desk = ["FX", "Rates", "Equities", "Credit"][round % 4];
         let mut ids = Vec::new();
         let mut tasks = Vec::new();
         for _ in 0..30 {
@@ -611,6 +609,26 @@ async fn by_filter_summaries_are_exact_while_recipients_close() {
             ids.push(id);
         }
         let half: Vec<&str> = ids.iter().step_by(2).map(String::as_str).collect();
+        let others: Vec<String> = ids.iter().skip(1).step_by(6).cloned().collect();
+        // Meanwhile: five newcomers, and five sessions moved away.
+        let url = s.url();
+        let changing = tokio::spawn(async move {
+            let mut more = Vec::new();
+            for (i, id) in others.iter().enumerate() {
+                let (c, new_id) = handler(&url, Some(desk), "alerts").await;
+                more.push((answer_all(c), new_id));
+                let tag = format!("m{i}");
+                send(
+                    &mut changer,
+                    &tag,
+                    "clients.set_properties",
+                    json!({"session_id": id, "properties": {"Desk": "Other"}}),
+                )
+                .await;
+                result(&mut changer, &tag).await;
+            }
+            (changer, more)
+        });
         let tag = format!("s{round}");
         send(
             &mut sender,
@@ -641,16 +659,20 @@ async fn by_filter_summaries_are_exact_while_recipients_close() {
             (count, 0),
             "round {round}: count {count}, {done}"
         );
-        assert!(responded >= 15, "round {round}: {done}");
+        assert!(responded >= 10, "round {round}: {done}");
         failed_total += failed;
+        let (back, more) = changing.await.unwrap();
+        changer = back;
+        for (t, id) in more {
+            t.abort();
+            ids.push(id);
+        }
         for t in tasks {
             t.abort();
         }
+        let all: Vec<&str> = ids.iter().map(String::as_str).collect();
         closer
-            .ok(
-                "clients.close",
-                json!({ "filter": format!("Desk is '{desk}'") }),
-            )
+            .ok("clients.close", json!({ "filter": only(&all) }))
             .await;
     }
     eprintln!("messaging: {failed_total} recipients closed during a fan-out");

@@ -457,7 +457,7 @@ async fn collectors_follow_a_model_under_random_changes() {
             }
         }
         // A single writer: exact at every moment, checked often.
-        if step % 20 == 0 {
+        if step % 4 == 0 {
             check_against_store(&mut ops, collectors).await;
         }
     }

@@ -348,6 +348,9 @@ impl Run {
             view: View::default(),
             stopped: false,
         });
+        // Nothing else happens meanwhile: the snapshot alone is the model's
+        // view of the filter now.
+        self.settle_and_compare_one(self.listeners.len() - 1).await;
     }
 
     /// Stops listener `l`: what came before the answer is its last.
@@ -414,6 +417,12 @@ impl Run {
     /// server notices a dropped socket on its own time), then compares.
     async fn settle_and_compare(&mut self) {
         for l in 0..self.listeners.len() {
+            self.settle_and_compare_one(l).await;
+        }
+    }
+
+    async fn settle_and_compare_one(&mut self, l: usize) {
+        {
             if self.listeners[l].stopped {
                 let c = self.listeners[l].controller;
                 let raw = &mut self.controllers[c].0;
@@ -425,7 +434,7 @@ impl Run {
                     .filter(|n| n["params"]["listener"] == *listener)
                     .collect();
                 assert!(late.is_empty(), "events after unlisten: {late:?}");
-                continue;
+                return;
             }
             let want = self.expected(&self.listeners[l]);
             let mut tries = 0;
@@ -462,6 +471,7 @@ async fn run(seed: u64, steps: usize) {
     eprintln!("model: SEED={seed} MODEL_STEPS={steps}");
     // No reconnect timeout within the run: a disconnected session stays.
     let s = start_with(|c| {
+        let c = quick(c);
         c.replace(
             "reconnect_timeout_ms = 2000",
             "reconnect_timeout_ms = 600000",
@@ -496,6 +506,10 @@ async fn run(seed: u64, steps: usize) {
             run.listen(0, Some(4), vec!["Note"]).await;
             // A second listener on `all`, to be stopped later.
             run.listen(1, None, vec!["Note"]).await;
+        }
+        if step % 50 == 49 {
+            // Midway too, not only at the end.
+            run.settle_and_compare().await;
         }
         if step == steps * 3 / 4 {
             let last = run.listeners.len() - 1;

@@ -45,7 +45,7 @@ struct Churner {
 async fn open(url: &str, rng: &mut Rng) -> Churner {
     let mut raw = Raw::connect(url).await;
     let desk = *rng.pick(&DESKS);
-    let r = raw.ok("open", json!({"properties": {"Desk": desk}})).await;
+    let r = call(&mut raw, "open", json!({"properties": {"Desk": desk}})).await;
     Churner {
         raw,
         id: r["session_id"].as_str().unwrap().to_owned(),
@@ -62,23 +62,22 @@ async fn churn(url: String, seed: u64, rounds: usize) -> (Churner, usize) {
         match rng.below(100) {
             0..=34 => {
                 let note = format!("n{}", rng.below(5));
-                let r = me
-                    .raw
-                    .ok(
-                        "clients.set_properties",
-                        json!({"session_id": me.id, "properties": {"Note": note}}),
-                    )
-                    .await;
+                let r = call(
+                    &mut me.raw,
+                    "clients.set_properties",
+                    json!({"session_id": me.id, "properties": {"Note": note}}),
+                )
+                .await;
                 assert!(r["changed"].is_object());
             }
             35..=44 => {
                 let desk = *rng.pick(&DESKS);
-                me.raw
-                    .ok(
-                        "clients.set_properties",
-                        json!({"session_id": me.id, "properties": {"Desk": desk, "Note": null}}),
-                    )
-                    .await;
+                call(
+                    &mut me.raw,
+                    "clients.set_properties",
+                    json!({"session_id": me.id, "properties": {"Desk": desk, "Note": null}}),
+                )
+                .await;
             }
             45..=59 => {
                 let (add, remove) = if rng.chance(50) {
@@ -86,29 +85,28 @@ async fn churn(url: String, seed: u64, rounds: usize) -> (Churner, usize) {
                 } else {
                     (json!([]), json!(["TRADER"]))
                 };
-                let r = me
-                    .raw
-                    .ok(
-                        "clients.change_roles",
-                        json!({"session_id": me.id, "add": add, "remove": remove}),
-                    )
-                    .await;
+                let r = call(
+                    &mut me.raw,
+                    "clients.change_roles",
+                    json!({"session_id": me.id, "add": add, "remove": remove}),
+                )
+                .await;
                 assert_eq!(r["count"], 1);
             }
             60..=67 => {
                 // Others' properties by filter, while they change them too.
                 let desk = *rng.pick(&DESKS);
                 let note = format!("f{round}");
-                me.raw
-                    .ok(
-                        "clients.set_properties",
-                        json!({"filter": format!("Desk is '{desk}' and hasRoles ['TRADER']"),
+                call(
+                    &mut me.raw,
+                    "clients.set_properties",
+                    json!({"filter": format!("Desk is '{desk}' and hasRoles ['TRADER']"),
                                "properties": {"Note": note}}),
-                    )
-                    .await;
+                )
+                .await;
             }
             68..=77 => {
-                me.raw.ok("close", json!({})).await;
+                call(&mut me.raw, "close", json!({})).await;
                 me.raw.closed().await;
                 me = open(&url, &mut rng).await;
             }
@@ -119,20 +117,22 @@ async fn churn(url: String, seed: u64, rounds: usize) -> (Churner, usize) {
                     tokio::time::sleep(Duration::from_millis(rng.below(20))).await;
                 }
                 let mut raw = Raw::connect(&url).await;
-                let r = raw
-                    .ok(
-                        "open",
-                        json!({"reconnect": {"session_id": me.id, "token": me.token}}),
-                    )
-                    .await;
+                let r = call(
+                    &mut raw,
+                    "open",
+                    json!({"reconnect": {"session_id": me.id, "token": me.token}}),
+                )
+                .await;
                 assert_eq!(r["session_id"], me.id.as_str());
                 me.raw = raw;
             }
             _ => {
-                let n = me
-                    .raw
-                    .ok("clients.count", json!({"filter": only(&[&me.id])}))
-                    .await;
+                let n = call(
+                    &mut me.raw,
+                    "clients.count",
+                    json!({"filter": only(&[&me.id])}),
+                )
+                .await;
                 assert_eq!(n["count"], 1);
             }
         }
@@ -183,12 +183,12 @@ async fn listen(
 
 /// `clients.fetch` of a filter, as a view with every session active.
 async fn fetched(c: &mut Raw, filter: &str, keys: &[&str]) -> BTreeMap<String, Seen> {
-    let page = c
-        .ok(
-            "clients.fetch",
-            json!({"filter": filter, "properties": keys, "limit": 10000}),
-        )
-        .await;
+    let page = call(
+        c,
+        "clients.fetch",
+        json!({"filter": filter, "properties": keys, "limit": 10000}),
+    )
+    .await;
     let rows = page["sessions"].as_array().unwrap();
     assert_eq!(page["total"], rows.len());
     rows.iter()
@@ -219,6 +219,7 @@ async fn listeners_match_fetch_after_200_clients_churn() {
     // Anonymous sessions may control the others here; disconnected ones
     // stay for the whole run; queues hold a burst of the whole churn.
     let s = start_with(|c| {
+        let c = quick(c);
         c.replacen("roles = [\"CLIENT\"]", "roles = [\"OPS\"]", 1)
             .replace(
                 "reconnect_timeout_ms = 2000",

@@ -5,9 +5,12 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::Raw;
 
@@ -18,14 +21,44 @@ pub async fn send(c: &mut Raw, id: &str, method: &str, params: Value) {
     c.send_text(&text.to_string()).await;
 }
 
+/// How long a test waits for one message when the machine is busy (the
+/// stress test's 200 clients on two cores); `Raw`'s own wait is shorter.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The next JSON message, or None when the connection closed; waits up to
+/// [`PATIENCE`].
+pub async fn read_patient(c: &mut Raw) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(PATIENCE, c.ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(t.as_str()).ok(),
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return None,
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => panic!("no message within {PATIENCE:?}"),
+        }
+    }
+}
+
+/// Sends a request and returns its result (panicking on an error), waiting
+/// up to [`PATIENCE`] for each message.
+pub async fn call(c: &mut Raw, method: &str, params: Value) -> Value {
+    static TAGS: AtomicU64 = AtomicU64::new(0);
+    let tag = format!("p{}", TAGS.fetch_add(1, Ordering::Relaxed));
+    send(c, &tag, method, params).await;
+    result(c, &tag).await
+}
+
+/// Reads until the server closes the connection.
+pub async fn closed_patient(c: &mut Raw) {
+    while read_patient(c).await.is_some() {}
+}
+
 /// The response to request `id` (from what was read already first).
 pub async fn reply(c: &mut Raw, id: &str) -> Value {
     if let Some(i) = c.notes.iter().position(|n| n["id"] == id) {
         return c.notes.remove(i);
     }
     loop {
-        let m = c
-            .read()
+        let m = read_patient(c)
             .await
             .unwrap_or_else(|| panic!("closed before the response to {id}"));
         if m["id"] == id {
@@ -222,4 +255,28 @@ impl View {
         *notes = rest;
         outcome
     }
+}
+
+/// An argon2id hash of [`crate::common::PASSWORD`] with the smallest
+/// parameters (m=8 KiB, t=1): the server reads the parameters from the
+/// hash, so logging in costs microseconds instead of the default's much
+/// longer work, which many parallel tests in a debug build cannot afford.
+pub fn quick_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let params = argon2::Params::new(8, 1, 1, None).unwrap();
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let salt = SaltString::encode_b64(b"a fixed test salt").unwrap();
+        argon
+            .hash_password(crate::common::PASSWORD.as_bytes(), &salt)
+            .unwrap()
+            .to_string()
+    })
+}
+
+/// The test configuration with [`quick_hash`] for every principal.
+pub fn quick(config: String) -> String {
+    config.replace(crate::common::hash(), quick_hash())
 }
