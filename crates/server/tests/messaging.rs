@@ -456,7 +456,14 @@ async fn send_to_session_is_checked_on_the_path() {
 
 #[tokio::test]
 async fn a_recipient_that_stops_reading_does_not_delay_the_others() {
-    let s = start_with(quick).await;
+    // A queue of 600: when the slow one is closed, every request still
+    // pending on it fails at once, and the sender gets a response and a
+    // `done` for each; rounds are paced (at most 100 a second, so at most
+    // about 200 such notifications), so the sender's own queue never
+    // overflows while it reads, however fast the machine.
+    let s =
+        start_with(|c| quick(c).replace("max_queued_messages = 200", "max_queued_messages = 600"))
+            .await;
     let (mut ops, _) = principal(&s.url(), "ops").await;
     // The slow one handles the path and never reads again.
     let (slow, slow_id) = handler(&s.url(), Some("Equities"), "alerts").await;
@@ -491,7 +498,8 @@ async fn a_recipient_that_stops_reading_does_not_delay_the_others() {
     let pad = "y".repeat(50_000);
     let mut rounds = Vec::new();
     let mut slow_gone = false;
-    for round in 0..600 {
+    for round in 0..2000 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
         let tag = format!("r{round}");
         send(
             &mut ops,
