@@ -10,7 +10,6 @@
 //! its guard drops, and every wait is bounded.
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,107 +19,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use session_filter_client::{connect, OpenOptions, Session, Target};
+use support::nats::{nats, NatsServer};
+
+mod support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_session-filter");
 const PASSWORD: &str = "cluster test password";
-
-// ---------------------------------------------------------------- nats
-
-/// A `nats-server` with JetStream (file storage in a directory of its own)
-/// on a free loopback port.
-struct NatsServer {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-    binary: PathBuf,
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl NatsServer {
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(binary: &PathBuf, port: u16, dir: &PathBuf) -> Child {
-        Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts")
-    }
-
-    fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// Kills the broker and starts a new one on the same port and storage
-    /// directory: file-storage buckets survive, memory ones do not.
-    fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.child = NatsServer::spawn(&self.binary, self.port, &self.dir);
-        assert!(self.wait_ready(), "nats-server did not restart");
-    }
-}
-
-fn nats() -> Option<NatsServer> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let binary = std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join("nats-server"))
-        .find(|p| p.is_file());
-    let Some(binary) = binary else {
-        let message = "nats-server is not installed: install it with \
-                       `apt-get update && apt-get install -y nats-server` (Debian/Ubuntu)";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{message}");
-        }
-        eprintln!("SKIPPED: {message}");
-        return None;
-    };
-    static SERVERS: AtomicUsize = AtomicUsize::new(0);
-    for _attempt in 0..5 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(format!(
-            "session-server-nats-{}-{}",
-            std::process::id(),
-            SERVERS.fetch_add(1, Ordering::Relaxed)
-        ));
-        let child = NatsServer::spawn(&binary, port, &dir);
-        let mut server = NatsServer {
-            child,
-            port,
-            dir,
-            binary: binary.clone(),
-        };
-        if server.wait_ready() {
-            return Some(server);
-        }
-    }
-    panic!("nats-server did not start");
-}
 
 // ---------------------------------------------------------------- members
 

@@ -5,6 +5,8 @@
 // Each test file uses a part of it.
 #![allow(dead_code)]
 
+pub mod nats;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
