@@ -385,22 +385,10 @@ impl Request {
                 request,
                 timeout,
             } => {
-                let program = match shared.store.compile(&filter) {
-                    Ok(p) => p,
-                    Err(e) => return Some(Err(e.into())),
-                };
-                let store_shared = shared.clone();
-                let ids = match blocking(move || Ok(store_shared.store.select_compiled(&program)))
-                    .await
-                {
-                    Ok(ids) => ids,
+                let recipients = match handlers_matching(&shared, &filter, &path).await {
+                    Ok(r) => r,
                     Err(e) => return Some(Err(e)),
                 };
-                let recipients: Vec<Arc<Client>> = ids
-                    .iter()
-                    .filter_map(|id| shared.client(id))
-                    .filter(|c| c.handlers().contains(&path))
-                    .collect();
                 // In a cluster, every other member delivers to its own
                 // sessions and streams their answers back here (SPEC 12).
                 let remote = match shared.cluster() {
@@ -448,35 +436,19 @@ impl Request {
                             .await;
                     });
                 }
-                let mut mids = Vec::with_capacity(recipients.len());
-                {
-                    let mut pending = lock(&shared.messaging.pending);
-                    for r in &recipients {
-                        let mid = shared.messaging.next_id();
-                        pending.insert(
-                            mid,
-                            Pending {
-                                recipient: r.id.clone(),
-                                waiting: Waiting::ByFilter(group.clone()),
-                            },
-                        );
-                        mids.push(mid);
-                    }
-                }
-                for (r, mid) in recipients.iter().zip(&mids) {
-                    deliver(&shared, r, *mid, &path, &request, &call.client.id);
-                    unless_closed(&shared, r, *mid);
-                }
+                let mids = fan_out(
+                    &shared,
+                    &recipients,
+                    || Waiting::ByFilter(group.clone()),
+                    &path,
+                    &request,
+                    &call.client.id,
+                );
                 finish_if_done(&shared, &group, false);
                 let shared2 = shared.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(timeout).await;
-                    {
-                        let mut pending = lock(&shared2.messaging.pending);
-                        for mid in &mids {
-                            pending.remove(mid);
-                        }
-                    }
+                    forget(&shared2, &mids);
                     finish_if_done(&shared2, &group, true);
                 });
                 None
@@ -557,27 +529,66 @@ pub(crate) async fn serve_by_filter(
     timeout: Duration,
     subject: String,
 ) -> Result<usize, RpcError> {
+    let recipients = handlers_matching(shared, filter, path).await?;
+    let mids = fan_out(
+        shared,
+        &recipients,
+        || {
+            Waiting::Elsewhere(Elsewhere::Stream {
+                nats: nats.clone(),
+                subject: subject.clone(),
+            })
+        },
+        path,
+        request,
+        from,
+    );
+    let shared2 = shared.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(timeout).await;
+        forget(&shared2, &mids);
+    });
+    Ok(recipients.len())
+}
+
+/// The sessions of this member that `filter` matches and that handle
+/// `path` (found through the store's index, off the async workers).
+async fn handlers_matching(
+    shared: &Arc<Shared>,
+    filter: &str,
+    path: &str,
+) -> Result<Vec<Arc<Client>>, RpcError> {
     let program = shared.store.compile(filter)?;
     let store_shared = shared.clone();
     let ids = blocking(move || Ok(store_shared.store.select_compiled(&program))).await?;
-    let recipients: Vec<Arc<Client>> = ids
+    Ok(ids
         .iter()
         .filter_map(|id| shared.client(id))
         .filter(|c| c.handlers().contains(path))
-        .collect();
+        .collect())
+}
+
+/// Registers one pending request per recipient (answered through
+/// `waiting()`), then delivers them; returns their ids. A recipient found
+/// closed once its request is registered settles it at once.
+fn fan_out(
+    shared: &Arc<Shared>,
+    recipients: &[Arc<Client>],
+    waiting: impl Fn() -> Waiting,
+    path: &str,
+    request: &Value,
+    from: &str,
+) -> Vec<u64> {
     let mut mids = Vec::with_capacity(recipients.len());
     {
         let mut pending = lock(&shared.messaging.pending);
-        for r in &recipients {
+        for r in recipients {
             let mid = shared.messaging.next_id();
             pending.insert(
                 mid,
                 Pending {
                     recipient: r.id.clone(),
-                    waiting: Waiting::Elsewhere(Elsewhere::Stream {
-                        nats: nats.clone(),
-                        subject: subject.clone(),
-                    }),
+                    waiting: waiting(),
                 },
             );
             mids.push(mid);
@@ -587,13 +598,13 @@ pub(crate) async fn serve_by_filter(
         deliver(shared, r, *mid, path, request, from);
         unless_closed(shared, r, *mid);
     }
-    let shared2 = shared.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(timeout).await;
-        let mut pending = lock(&shared2.messaging.pending);
-        for mid in &mids {
-            pending.remove(mid);
-        }
-    });
-    Ok(recipients.len())
+    mids
+}
+
+/// Drops the requests still pending among `mids` (their time is up).
+fn forget(shared: &Shared, mids: &[u64]) {
+    let mut pending = lock(&shared.messaging.pending);
+    for mid in mids {
+        pending.remove(mid);
+    }
 }
