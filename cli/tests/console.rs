@@ -9,54 +9,15 @@
 //! screenshot to `cli/tests/console/console.png` (not committed), or where
 //! `SCREENSHOT` says: `SCREENSHOT=$PWD/docs/console.png` renews the README's.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_session-filter");
+use support::node::{node_major, npm_ci, skip};
+use support::BIN;
+
+mod support;
+
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-fn skip(message: &str) {
-    assert!(!under_ci(), "{message}");
-    // Straight to stderr: the test harness would hide an eprintln.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
-}
-
-/// Node's major version, if `node` runs.
-fn node_major() -> Option<u32> {
-    let out = Command::new("node").arg("--version").output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim()
-        .trim_start_matches('v')
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// `npm ci` in `dir` unless `dir/node_modules/package` is there; an error says why not.
-fn npm_ci(dir: &Path, package: &str) -> Result<(), String> {
-    if dir.join("node_modules").join(package).is_dir() {
-        return Ok(());
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .status()
-        .map_err(|e| format!("npm ci in {} could not run: {e}", dir.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("npm ci in {} failed: {status}", dir.display()))
-    }
-}
 
 #[test]
 fn the_console_works_in_headless_chromium() {

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod nats;
+pub mod node;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
